@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The Context object, its lifecycle and poll(): the loop as a short list of phases.
+#include "context_impl.hpp"
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <system_error>
+
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace aio {
+
+namespace {
+
+int current_tid() noexcept
+{
+    thread_local const int tid = static_cast<int>(syscall(SYS_gettid));
+    return tid;
+}
+
+}  // namespace
+
+ContextImpl::ContextImpl(std::string_view name) : name_(name)
+{
+    epfd_ = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd_ < 0) {
+        throw std::system_error(errno, std::generic_category(),
+                                "aio::Context '" + name_ + "': epoll_create1");
+    }
+    try {
+        // The wake-up notifier is an ordinary handler whose poll callback reads `notified`
+        // (so busy polling sees a notify without a syscall). It never counts as progress,
+        // and its read handler is the only place the eventfd is drained.
+        set_fd_handler(
+            notifier_.fd(),
+            FdHandlers{
+                .read = [this] { notifier_.test_and_clear(); },
+                .write = {},
+                .poll = [this] { return notified_.load(std::memory_order_relaxed); },
+                .poll_ready = [] {},
+            },
+            false, true);
+    } catch (...) {
+        close(epfd_);
+        throw;
+    }
+}
+
+ContextImpl::~ContextImpl()
+{
+    if (owner_tid_.load(std::memory_order_relaxed) != 0) {
+        fatal("finalized while being driven by thread %d", owner_tid_.load());
+    }
+    drain_bhs_at_finalize();
+    // Handlers still registered are dropped silently (as GLib drops attached sources).
+    FdNode* n = handlers_.exchange(nullptr, std::memory_order_relaxed);
+    while (n != nullptr) {
+        FdNode* next = n->next.load(std::memory_order_relaxed);
+        std::unique_ptr<FdNode>{n};
+        n = next;
+    }
+    close(epfd_);
+}
+
+void ContextImpl::fatal(const char* fmt, ...) const noexcept
+{
+    std::string nm;
+    {
+        std::lock_guard lk(name_mutex_);
+        nm = name_;
+    }
+    std::fprintf(stderr, "aio::Context '%s': ", nm.c_str());
+    va_list ap;
+    va_start(ap, fmt);
+    std::vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    std::fputc('\n', stderr);
+    std::abort();
+}
+
+void ContextImpl::enter_driver(const char* what) noexcept
+{
+    const int self = current_tid();
+    int owner = owner_tid_.load(std::memory_order_relaxed);
+    if (owner == self) {
+        ++depth_;  // nested poll() or a GLib callback's nested iteration
+        return;
+    }
+    if (owner != 0 ||
+        !owner_tid_.compare_exchange_strong(owner, self, std::memory_order_acquire,
+                                            std::memory_order_relaxed)) {
+        fatal("%s() called from thread %d while thread %d is driving the context "
+              "(only one thread may poll or dispatch a context at a time)",
+              what, self, owner);
+    }
+    depth_ = 1;
+    owner_what_ = what;
+}
+
+void ContextImpl::leave_driver() noexcept
+{
+    if (--depth_ == 0) {
+        owner_tid_.store(0, std::memory_order_release);
+    }
+}
+
+// One iteration. Phases (docs/loop.md describes them in the same order):
+bool ContextImpl::poll(bool blocking)
+{
+    DriverScope scope(this, "poll");
+    list_lock_.inc();
+
+    // 1. compute timeout: never sleep with a BH scheduled.
+    std::int64_t timeout = blocking ? compute_timeout() : 0;
+
+    // 2. announce sleep. Only a poll that may block raises notify_me; a non-blocking one
+    //    re-examines everything anyway, so producers need not write the eventfd for it.
+    const bool use_notify_me = timeout != 0;
+    if (use_notify_me) {
+        notify_me_.store(notify_me_.load(std::memory_order_relaxed) + 2,
+                         std::memory_order_relaxed);
+        // fence(B): notify_me before `notified`; pairs with fence(A) in notify().
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (notified_.load(std::memory_order_relaxed)) {
+            timeout = 0;
+        }
+    }
+
+    // 3. wait. With a zero timeout the kernel is asked only if some handler cannot be
+    //    checked from user space (it has no poll callback).
+    ReadyList ready;
+    if (timeout != 0 || need_wait()) {
+        fdmon_wait(ready, timeout);
+    }
+
+    // 4. accept the notification: finish the wait before dropping notify_me, then clear
+    //    `notified` before looking at any work.
+    if (use_notify_me) {
+        notify_me_.store(notify_me_.load(std::memory_order_relaxed) - 2,
+                         std::memory_order_release);
+    }
+    notify_accept();
+
+    // 5. bottom halves, 6. ready fd handlers.
+    bool progress = bh_poll();
+    progress |= dispatch_ready(ready);
+
+    // 7. reap handlers deleted during this walk (only at the outermost level).
+    reap_deleted_handlers();
+    list_lock_.dec();
+    return progress;
+}
+
+// --- ContextPtr ---------------------------------------------------------------------
+
+ContextPtr::ContextPtr(Context* ctx) noexcept : ctx_(ctx)
+{
+    if (ctx_ != nullptr) {
+        ctx_->ref();
+    }
+}
+
+ContextPtr::~ContextPtr()
+{
+    if (ctx_ != nullptr) {
+        ctx_->unref();
+    }
+}
+
+// --- Context face -----------------------------------------------------------------
+
+void Context::ref() noexcept { g_source_ref(ContextImpl::from(this)->source_); }
+void Context::unref() noexcept { g_source_unref(ContextImpl::from(this)->source_); }
+
+bool Context::poll(bool blocking) { return ContextImpl::from(this)->poll(blocking); }
+void Context::notify() noexcept { ContextImpl::from(this)->notify(); }
+
+std::int64_t Context::compute_timeout() noexcept
+{
+    return ContextImpl::from(this)->compute_timeout();
+}
+
+void Context::acquire() { ContextImpl::from(this)->user_lock_.lock(); }
+void Context::release() { ContextImpl::from(this)->user_lock_.unlock(); }
+
+BottomHalf Context::make_bh(UniqueFunction<void()> fn, const char* name)
+{
+    auto* c = ContextImpl::from(this);
+    BhNode* node = c->new_bh(std::move(fn), name, 0);
+    ref();  // dropped by BottomHalf::reset()
+    return BottomHalf(node);
+}
+
+void Context::schedule(UniqueFunction<void()> fn, const char* name)
+{
+    auto* c = ContextImpl::from(this);
+    ContextImpl::bh_enqueue(c->new_bh(std::move(fn), name, kBhOneshot), kBhScheduled);
+}
+
+void Context::set_name(std::string_view name)
+{
+    auto* c = ContextImpl::from(this);
+    {
+        std::lock_guard lk(c->name_mutex_);
+        c->name_ = name;
+    }
+    g_source_set_name(c->source_, std::string(name).c_str());
+}
+
+std::string Context::name() const
+{
+    auto* c = ContextImpl::from(const_cast<Context*>(this));
+    std::lock_guard lk(c->name_mutex_);
+    return c->name_;
+}
+
+void Context::set_fd_monitor(FdMonitor monitor) noexcept
+{
+    ContextImpl::from(this)->fdmon_ = monitor;
+}
+
+}  // namespace aio

@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Private: the state behind aio::Context and the helpers the loop phases share.
+#pragma once
+
+#include <aio/context.hpp>
+#include <aio/lock_cnt.hpp>
+
+#include <glib.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <poll.h>
+
+namespace aio {
+
+class ContextImpl;
+
+// BH flag bits. All transitions are atomic RMWs on BhNode::flags.
+enum : unsigned {
+    kBhPending = 1u << 0,    // linked in bh_list_ or a slice; guarantees a single link
+    kBhScheduled = 1u << 1,  // the callback should run
+    kBhDeleted = 1u << 2,    // free without running (beats kBhScheduled)
+    kBhOneshot = 1u << 3,    // free right after running
+    kBhIdle = 1u << 4,       // does not force a zero timeout; running it is not progress
+};
+
+struct BhNode {
+    BhNode(ContextImpl* c, const char* n, UniqueFunction<void()> f, unsigned initial) noexcept
+        : ctx(c), name(n), flags(initial), cb(std::move(f))
+    {
+    }
+
+    ContextImpl* const ctx;
+    const char* const name;
+    std::atomic<unsigned> flags;
+    // Link in bh_list_ or a slice. Written by the one thread that won the kBhPending bit,
+    // before publication; read only by the home thread after taking the list.
+    BhNode* next = nullptr;
+    UniqueFunction<void()> cb;
+};
+
+// A batch of BHs taken from bh_list_ by one bh_poll() call. Lives on that call's stack;
+// nested calls drain older slices first. Home thread only.
+struct BhSlice {
+    BhNode* first = nullptr;
+    BhSlice* next = nullptr;
+};
+
+struct FdNode {
+    int fd = -1;
+    bool external = false;
+    bool internal = false;  // the context's own notifier: never counts as progress
+    short events = 0;       // poll(2) interest
+    FdHandlers h;
+    // Set under list_lock_'s lock; read by walkers without it.
+    std::atomic<bool> deleted{false};
+    // The handler list; a node is published with a release store of its predecessor's
+    // link (or the head), walkers read with acquire.
+    std::atomic<FdNode*> next{nullptr};
+    FdNode* deleted_next = nullptr;  // guarded by list_lock_'s lock
+
+    // Ready-list membership, home thread only. A nested poll may steal a node from an
+    // outer call's list, so the link is doubly linked (prev points at the pointer to us).
+    FdNode* ready_next = nullptr;
+    FdNode** ready_prev = nullptr;
+    short revents = 0;
+};
+
+// Nodes reported ready by one wait, dispatched by the same poll call.
+struct ReadyList {
+    FdNode* head = nullptr;
+
+    static void unlink(FdNode* n) noexcept
+    {
+        if (n->ready_prev != nullptr) {
+            *n->ready_prev = n->ready_next;
+            if (n->ready_next != nullptr) {
+                n->ready_next->ready_prev = n->ready_prev;
+            }
+            n->ready_prev = nullptr;
+            n->ready_next = nullptr;
+        }
+    }
+
+    void add(FdNode* n, short revents) noexcept
+    {
+        unlink(n);  // dispatched once, by the innermost poll that saw it
+        n->revents = revents;
+        n->ready_next = head;
+        n->ready_prev = &head;
+        if (head != nullptr) {
+            head->ready_prev = &n->ready_next;
+        }
+        head = n;
+    }
+
+    FdNode* pop() noexcept
+    {
+        FdNode* n = head;
+        if (n != nullptr) {
+            unlink(n);
+        }
+        return n;
+    }
+};
+
+// The GSource that carries a context. GLib allocates it; impl is owned by it and
+// destroyed in finalize.
+struct ContextSource {
+    GSource base;
+    ContextImpl* impl;
+};
+
+class ContextImpl final : public Context {
+public:
+    explicit ContextImpl(std::string_view name);
+    ~ContextImpl();
+
+    static ContextImpl* from(Context* c) noexcept { return static_cast<ContextImpl*>(c); }
+    static ContextImpl* from(GSource* s) noexcept
+    {
+        return reinterpret_cast<ContextSource*>(s)->impl;
+    }
+
+    // --- notify protocol (notify.cpp) -----------------------------------------------
+    void notify() noexcept;
+    void notify_accept() noexcept;
+
+    // --- bottom halves (bh.cpp) -----------------------------------------------------
+    BhNode* new_bh(UniqueFunction<void()> fn, const char* name, unsigned flags);
+    static void bh_enqueue(BhNode* bh, unsigned flags) noexcept;
+    bool bh_poll() noexcept;
+    bool bh_any_scheduled() const noexcept;
+    std::int64_t compute_timeout() noexcept;
+    void drain_bhs_at_finalize() noexcept;
+
+    // --- fd handlers (fd_handlers.cpp) ----------------------------------------------
+    void set_fd_handler(int fd, FdHandlers h, bool external, bool internal);
+    void clear_fd_handler(int fd) noexcept;
+    bool dispatch_ready(ReadyList& ready) noexcept;
+    void reap_deleted_handlers() noexcept;
+    // Marks n deleted; returns it if it can be freed now (after unlock), else defers it.
+    FdNode* retire_locked(FdNode* n) noexcept;
+    void set_external_disabled_locked(bool disabled) noexcept;
+    bool node_enabled(const FdNode* n) const noexcept
+    {
+        return !n->external || external_disable_cnt_.load(std::memory_order_relaxed) == 0;
+    }
+
+    // --- fd monitors (fdmon/*.cpp) --------------------------------------------------
+    // Wait up to timeout_ns (-1 forever, 0 not at all) and put ready nodes on `ready`.
+    // Called with list_lock_ count held.
+    void fdmon_wait(ReadyList& ready, std::int64_t timeout_ns) noexcept;
+    void fdmon_poll_wait(ReadyList& ready, std::int64_t timeout_ns) noexcept;
+    void fdmon_epoll_wait(ReadyList& ready, std::int64_t timeout_ns) noexcept;
+    void fdmon_epoll_harvest(ReadyList& ready, int timeout_ms) noexcept;
+    bool need_wait() const noexcept
+    {
+        return poll_disable_cnt_.load(std::memory_order_relaxed) > 0;
+    }
+
+    // --- the loop (context.cpp) -----------------------------------------------------
+    bool poll(bool blocking);
+    void enter_driver(const char* what) noexcept;
+    void leave_driver() noexcept;
+    [[noreturn]] void fatal(const char* fmt, ...) const noexcept
+        __attribute__((format(printf, 2, 3)));
+
+    // --- GSource (gsource.cpp) ------------------------------------------------------
+    void ensure_glib_mode() noexcept;
+
+    GSource* source_ = nullptr;
+
+    mutable std::mutex name_mutex_;
+    std::string name_;  // guarded by name_mutex_
+
+    // Bottom halves scheduled since the last bh_poll: a lock-free LIFO stack. Any thread
+    // pushes (CAS); only the home thread takes the whole list (exchange).
+    std::atomic<BhNode*> bh_list_{nullptr};
+    // Slices being drained, oldest first. Home thread only.
+    BhSlice* slices_head_ = nullptr;
+    BhSlice** slices_tail_ = &slices_head_;
+
+    // The notify protocol (see notify.cpp for the fence pairs).
+    // notify_me: bit 0 = GLib's prepare..check window, bits 1.. = 2 x poll() calls that
+    // may sleep. Written only by the home thread; read by any thread.
+    std::atomic<unsigned> notify_me_{0};
+    // Set by notify() from any thread, cleared by the home thread before it looks at work.
+    std::atomic<bool> notified_{false};
+    EventNotifier notifier_;
+
+    // The fd-handler list. Walkers (the home thread) hold a count; writers (any thread)
+    // hold the lock. Nodes are freed only with the lock held and the count zero.
+    LockCnt list_lock_;
+    std::atomic<FdNode*> handlers_{nullptr};
+    std::atomic<FdNode*> deleted_handlers_{nullptr};  // written under the lock; read as a hint
+    std::unordered_map<int, FdNode*> by_fd_;           // guarded by list_lock_'s lock
+    // Live handlers without a poll callback: non-zero means a non-blocking poll must still
+    // ask the kernel about fds. Updated under the lock, read as a hint.
+    std::atomic<int> poll_disable_cnt_{0};
+    std::atomic<int> live_handlers_{0};  // updated under the lock, read as a hint
+    std::atomic<int> external_disable_cnt_{0};  // changed under the lock
+    int epfd_ = -1;
+
+    // The thread driving the context (a kernel tid, 0 if none) and its nesting depth.
+    std::atomic<int> owner_tid_{0};
+    int depth_ = 0;  // owner thread only
+    const char* owner_what_ = "";  // owner thread only; for diagnostics
+
+    FdMonitor fdmon_ = FdMonitor::automatic;  // home thread
+    std::atomic<bool> glib_mode_{false};
+    std::once_flag glib_once_;
+    gpointer epoll_tag_ = nullptr;  // set once under glib_once_
+    std::vector<pollfd> pollfds_;   // poll(2) backend scratch, home thread
+    std::vector<FdNode*> pollnodes_;
+
+    std::recursive_mutex user_lock_;
+};
+
+// RAII for enter_driver/leave_driver plus a reference that keeps the context alive
+// while callbacks run (a callback may drop the last outside reference).
+class DriverScope {
+public:
+    DriverScope(ContextImpl* c, const char* what) noexcept : c_(c)
+    {
+        c_->enter_driver(what);
+        g_source_ref(c_->source_);
+    }
+    ~DriverScope()
+    {
+        GSource* s = c_->source_;
+        c_->leave_driver();
+        g_source_unref(s);
+    }
+    DriverScope(const DriverScope&) = delete;
+    DriverScope& operator=(const DriverScope&) = delete;
+
+private:
+    ContextImpl* c_;
+};
+
+}  // namespace aio

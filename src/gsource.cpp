@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The GSourceFuncs glue: the only file that GLib calls into. Every trampoline is
+// noexcept: an exception escaping a callback terminates instead of unwinding through
+// GLib's C frames.
+//
+// Beyond QEMU: GLib is handed one fd, the context's epoll fd, instead of one GPollFD per
+// handler, so an iteration costs O(ready handlers), not O(registered).
+#include "context_impl.hpp"
+
+#include <glib-unix.h>
+
+namespace aio {
+
+namespace {
+
+gint ns_to_ms_round_up(std::int64_t ns) noexcept
+{
+    if (ns < 0) {
+        return -1;
+    }
+    std::int64_t ms = (ns + 999'999) / 1'000'000;  // never wake early
+    return ms > G_MAXINT ? G_MAXINT : static_cast<gint>(ms);
+}
+
+gboolean gsource_prepare(GSource* source, gint* timeout_ms) noexcept
+{
+    ContextImpl* c = ContextImpl::from(source);
+    c->enter_driver("prepare");
+    // Bit 0 stays set until check() (or dispatch(), if GLib skips check because we
+    // returned TRUE): a producer in between writes the eventfd GLib is about to poll.
+    c->notify_me_.store(c->notify_me_.load(std::memory_order_relaxed) | 1,
+                        std::memory_order_relaxed);
+    // fence(C): publish bit 0 before reading the BH list; pairs with fence(A) in notify().
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    *timeout_ms = ns_to_ms_round_up(c->compute_timeout());
+    c->leave_driver();
+    return *timeout_ms == 0;
+}
+
+// Leaves the prepare..check window: from here on nobody will sleep without re-running
+// prepare, so producers can skip the eventfd write.
+void clear_glib_bit(ContextImpl* c) noexcept
+{
+    // release: the timeout computation is complete before producers may skip the write.
+    c->notify_me_.store(c->notify_me_.load(std::memory_order_relaxed) & ~1u,
+                        std::memory_order_release);
+    c->notify_accept();
+}
+
+bool fds_ready(ContextImpl* c) noexcept
+{
+    return c->epoll_tag_ != nullptr &&
+           g_source_query_unix_fd(c->source_, c->epoll_tag_) != 0;
+}
+
+gboolean gsource_check(GSource* source) noexcept
+{
+    ContextImpl* c = ContextImpl::from(source);
+    c->enter_driver("check");
+    clear_glib_bit(c);
+    const bool ready = c->bh_any_scheduled() || fds_ready(c);
+    c->leave_driver();
+    return ready;
+}
+
+gboolean gsource_dispatch(GSource* source, GSourceFunc callback, gpointer) noexcept
+{
+    ContextImpl* c = ContextImpl::from(source);
+    if (callback != nullptr) {
+        c->fatal("g_source_set_callback() is not supported on an aio::Context source");
+    }
+    DriverScope scope(c, "dispatch");
+    // Beyond QEMU: when prepare returned TRUE GLib skipped check(); close the window here
+    // anyway, so BHs scheduled by the callbacks below do not each write the eventfd.
+    clear_glib_bit(c);
+
+    c->list_lock_.inc();
+    bool fds = fds_ready(c);
+    bool progress = c->bh_poll();
+    if (fds) {
+        ReadyList ready;
+        c->fdmon_epoll_harvest(ready, 0);
+        progress |= c->dispatch_ready(ready);
+    }
+    c->reap_deleted_handlers();
+    c->list_lock_.dec();
+    (void)progress;
+    return G_SOURCE_CONTINUE;
+}
+
+void gsource_finalize(GSource* source) noexcept
+{
+    auto* cs = reinterpret_cast<ContextSource*>(source);
+    std::unique_ptr<ContextImpl>{std::exchange(cs->impl, nullptr)};
+}
+
+GSourceFuncs context_source_funcs = {
+    gsource_prepare, gsource_check, gsource_dispatch, gsource_finalize, nullptr, nullptr,
+};
+
+}  // namespace
+
+void ContextImpl::ensure_glib_mode() noexcept
+{
+    std::call_once(glib_once_, [this] {
+        epoll_tag_ = g_source_add_unix_fd(source_, epfd_, G_IO_IN);
+        glib_mode_.store(true, std::memory_order_relaxed);
+    });
+}
+
+ContextPtr Context::create(std::string_view name)
+{
+    auto impl = std::make_unique<ContextImpl>(name);
+    GSource* src = g_source_new(&context_source_funcs, sizeof(ContextSource));
+    auto* cs = reinterpret_cast<ContextSource*>(src);
+    cs->impl = impl.release();
+    cs->impl->source_ = src;
+    g_source_set_can_recurse(src, TRUE);
+    g_source_set_name(src, std::string(name).c_str());
+    ContextPtr p(cs->impl);
+    g_source_unref(src);  // p holds the only reference now
+    return p;
+}
+
+GSource* Context::gsource() noexcept
+{
+    auto* c = ContextImpl::from(this);
+    c->ensure_glib_mode();
+    return c->source_;
+}
+
+unsigned Context::attach(GMainContext* main_context) noexcept
+{
+    return g_source_attach(gsource(), main_context);
+}
+
+}  // namespace aio

@@ -1,0 +1,3 @@
+// placeholder: the stress suite is being written
+#include <gtest/gtest.h>
+TEST(Stress, Placeholder) {}
