@@ -162,7 +162,7 @@ public:
     void fdmon_epoll_harvest(ReadyList& ready, int timeout_ms) noexcept;
     bool need_wait() const noexcept
     {
-        return poll_disable_cnt_.load(std::memory_order_relaxed) > 0;
+        return kernel_wait_cnt_.load(std::memory_order_relaxed) > 0;
     }
 
     // --- the loop (context.cpp) -----------------------------------------------------
@@ -201,9 +201,12 @@ public:
     std::atomic<FdNode*> handlers_{nullptr};
     std::atomic<FdNode*> deleted_handlers_{nullptr};  // written under the lock; read as a hint
     std::unordered_map<int, FdNode*> by_fd_;           // guarded by list_lock_'s lock
-    // Live handlers without a poll callback: non-zero means a non-blocking poll must still
-    // ask the kernel about fds. Updated under the lock, read as a hint.
-    std::atomic<int> poll_disable_cnt_{0};
+    // Live handlers whose readiness only the kernel can report: non-zero means even a
+    // zero-timeout iteration asks the kernel. Without busy polling that is every user
+    // handler (QEMU counts only those lacking io_poll and so starves the others while BHs
+    // keep the timeout at zero); the context's own notifier is exempt, it is read through
+    // `notified`. Updated under the lock, read as a hint.
+    std::atomic<int> kernel_wait_cnt_{0};
     std::atomic<int> live_handlers_{0};  // updated under the lock, read as a hint
     std::atomic<int> external_disable_cnt_{0};  // changed under the lock
     int epfd_ = -1;

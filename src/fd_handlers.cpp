@@ -89,7 +89,6 @@ void ContextImpl::set_fd_handler(int fd, FdHandlers h, bool external, bool inter
     node->external = external;
     node->internal = internal;
     node->events = static_cast<short>((h.read ? kReadEvents : 0) | (h.write ? kWriteEvents : 0));
-    const bool lacks_poll = !h.poll;
     node->h = std::move(h);
 
     FdNode* to_free = nullptr;
@@ -127,8 +126,8 @@ void ContextImpl::set_fd_handler(int fd, FdHandlers h, bool external, bool inter
     handlers_.store(n, std::memory_order_release);
     by_fd_[fd] = n;
     live_handlers_.fetch_add(1, std::memory_order_relaxed);
-    if (lacks_poll) {
-        poll_disable_cnt_.fetch_add(1, std::memory_order_relaxed);
+    if (!internal) {
+        kernel_wait_cnt_.fetch_add(1, std::memory_order_relaxed);
     }
     if (old != nullptr) {
         to_free = retire_locked(old);
@@ -142,8 +141,8 @@ FdNode* ContextImpl::retire_locked(FdNode* n) noexcept
 {
     n->deleted.store(true, std::memory_order_release);
     live_handlers_.fetch_sub(1, std::memory_order_relaxed);
-    if (!n->h.poll) {
-        poll_disable_cnt_.fetch_sub(1, std::memory_order_relaxed);
+    if (!n->internal) {
+        kernel_wait_cnt_.fetch_sub(1, std::memory_order_relaxed);
     }
     if (list_lock_.count() != 0) {
         // Someone is walking: the outermost walker frees it.

@@ -595,6 +595,32 @@ TEST_P(ContextTest, ThousandNotifiersOneSet)
     }
 }
 
+TEST_P(ContextTest, SelfReschedulingBhDoesNotStarveFdsWithPollCallbacks)
+{
+    // A BH that always reschedules keeps every timeout at zero; an fd handler that has a
+    // poll callback must still be dispatched (QEMU would never look at it).
+    EventNotifier e;
+    int reads = 0;
+    ctx->set_fd_handler(e.fd(), FdHandlers{.read = [&] {
+                                               e.test_and_clear();
+                                               ++reads;
+                                           },
+                                           .write = {},
+                                           .poll = [] { return false; },
+                                           .poll_ready = [] {}});
+    BhData spinner;
+    spinner.max = 1000;
+    spinner.make(*ctx);
+    spinner.bh.schedule();
+    e.set();
+    for (int i = 0; i < 3 && reads == 0; ++i) {
+        iter(false);
+    }
+    EXPECT_EQ(reads, 1);
+    spinner.bh.reset();
+    ctx->clear_fd_handler(e.fd());
+}
+
 // --- bad input (reliability.md §3) -------------------------------------------------------
 
 void expect_errno(const std::function<void()>& fn, int err, const char* what)
