@@ -18,7 +18,10 @@ namespace {
 
 int current_tid() noexcept
 {
-    thread_local const int tid = static_cast<int>(syscall(SYS_gettid));
+    // initial-exec: read on every poll/prepare/dispatch; the default model for a shared
+    // library costs a __tls_get_addr call each time.
+    [[gnu::tls_model("initial-exec")]] thread_local const int tid =
+        static_cast<int>(syscall(SYS_gettid));
     return tid;
 }
 

@@ -69,7 +69,8 @@ gboolean gsource_dispatch(GSource* source, GSourceFunc callback, gpointer) noexc
     if (callback != nullptr) {
         c->fatal("g_source_set_callback() is not supported on an aio::Context source");
     }
-    DriverScope scope(c, "dispatch");
+    // No extra reference here: GLib holds one on a source while dispatching it.
+    c->enter_driver("dispatch");
     // Beyond QEMU: when prepare returned TRUE GLib skipped check(); close the window here
     // anyway, so BHs scheduled by the callbacks below do not each write the eventfd.
     clear_glib_bit(c);
@@ -85,6 +86,7 @@ gboolean gsource_dispatch(GSource* source, GSourceFunc callback, gpointer) noexc
     c->reap_deleted_handlers();
     c->list_lock_.dec();
     (void)progress;
+    c->leave_driver();
     return G_SOURCE_CONTINUE;
 }
 
