@@ -112,7 +112,7 @@ bool ContextImpl::bh_any_scheduled() const noexcept
     return scan_all(bh_list_, slices_head_) != kNone;
 }
 
-std::int64_t ContextImpl::compute_timeout() noexcept
+std::int64_t ContextImpl::bh_timeout() noexcept
 {
     constexpr std::int64_t kIdleCapNs = 10'000'000;  // idle BHs are polled every 10 ms
     switch (scan_all(bh_list_, slices_head_)) {

@@ -55,6 +55,9 @@ ContextImpl::ContextImpl(std::string_view name) : name_(name)
 
 ContextImpl::~ContextImpl()
 {
+    if (timerfd_ >= 0) {
+        close(timerfd_);
+    }
     if (owner_tid_.load(std::memory_order_relaxed) != 0) {
         fatal("finalized while being driven by thread %d", owner_tid_.load());
     }
@@ -155,7 +158,16 @@ bool ContextImpl::poll(bool blocking)
     // 7. reap handlers deleted during this walk (only at the outermost level).
     reap_deleted_handlers();
     list_lock_.dec();
+
+    // 8. timers: each list reads `now` once and drops its lock around each callback.
+    progress |= tlg_.run();
     return progress;
+}
+
+std::int64_t ContextImpl::compute_timeout() noexcept
+{
+    const std::int64_t bh = bh_timeout();
+    return bh == 0 ? 0 : soonest(bh, tlg_.deadline_ns());
 }
 
 // --- ContextPtr ---------------------------------------------------------------------

@@ -5,6 +5,8 @@
 #include <aio/context.hpp>
 #include <aio/lock_cnt.hpp>
 
+#include "timer_list.hpp"
+
 #include <glib.h>
 
 #include <atomic>
@@ -137,6 +139,8 @@ public:
     static void bh_enqueue(BhNode* bh, unsigned flags) noexcept;
     bool bh_poll() noexcept;
     bool bh_any_scheduled() const noexcept;
+    std::int64_t bh_timeout() noexcept;
+    // soonest(bh_timeout(), timer deadline): the wait a blocking iteration may use.
     std::int64_t compute_timeout() noexcept;
     void drain_bhs_at_finalize() noexcept;
 
@@ -224,6 +228,14 @@ public:
     std::vector<FdNode*> pollnodes_;
 
     std::recursive_mutex user_lock_;
+
+    // One timer list per clock; each locks itself.
+    TimerListGroup tlg_{this};
+    // GLib mode only: a timerfd in the epoll set, armed to the earliest deadline so GLib
+    // (whose poll timeout is whole ms) wakes at the right ns. -1 if unavailable.
+    int timerfd_ = -1;
+    std::int64_t timerfd_armed_ = -1;  // absolute CLOCK_MONOTONIC ns; home thread
+    void arm_glib_timerfd() noexcept;
 };
 
 // RAII for enter_driver/leave_driver plus a reference that keeps the context alive

@@ -9,6 +9,11 @@
 
 #include <glib-unix.h>
 
+#include <ctime>
+
+#include <sys/timerfd.h>
+#include <unistd.h>
+
 namespace aio {
 
 namespace {
@@ -32,7 +37,13 @@ gboolean gsource_prepare(GSource* source, gint* timeout_ms) noexcept
                         std::memory_order_relaxed);
     // fence(C): publish bit 0 before reading the BH list; pairs with fence(A) in notify().
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    *timeout_ms = ns_to_ms_round_up(c->compute_timeout());
+    const std::int64_t timeout = c->compute_timeout();
+    // Rounded up: GLib's fallback wake-up is never early. The timerfd, when we have one,
+    // wakes GLib through the epoll fd at the exact ns instead.
+    *timeout_ms = ns_to_ms_round_up(timeout);
+    if (timeout != 0) {
+        c->arm_glib_timerfd();
+    }
     c->leave_driver();
     return *timeout_ms == 0;
 }
@@ -58,7 +69,8 @@ gboolean gsource_check(GSource* source) noexcept
     ContextImpl* c = ContextImpl::from(source);
     c->enter_driver("check");
     clear_glib_bit(c);
-    const bool ready = c->bh_any_scheduled() || fds_ready(c);
+    const bool ready =
+        c->bh_any_scheduled() || fds_ready(c) || c->tlg_.deadline_ns() == 0;
     c->leave_driver();
     return ready;
 }
@@ -85,7 +97,8 @@ gboolean gsource_dispatch(GSource* source, GSourceFunc callback, gpointer) noexc
     }
     c->reap_deleted_handlers();
     c->list_lock_.dec();
-    (void)progress;
+    progress |= c->tlg_.run();
+    (void)progress;  // GLib has no use for it: a dispatched source is a dispatched source
     c->leave_driver();
     return G_SOURCE_CONTINUE;
 }
@@ -106,8 +119,44 @@ void ContextImpl::ensure_glib_mode() noexcept
 {
     std::call_once(glib_once_, [this] {
         epoll_tag_ = g_source_add_unix_fd(source_, epfd_, G_IO_IN);
+        int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (tfd >= 0) {
+            try {
+                set_fd_handler(
+                    tfd,
+                    FdHandlers{.read = [tfd] {
+                        std::uint64_t expirations;
+                        (void)!read(tfd, &expirations, sizeof expirations);
+                    }},
+                    false, true);
+                timerfd_ = tfd;
+            } catch (...) {
+                close(tfd);  // keep GLib's whole-ms timeout as the only wake-up
+            }
+        }
         glib_mode_.store(true, std::memory_order_relaxed);
     });
+}
+
+// Arms the timerfd to the earliest timer deadline as absolute CLOCK_MONOTONIC time.
+// A syscall only when that deadline changed since the last prepare.
+void ContextImpl::arm_glib_timerfd() noexcept
+{
+    if (timerfd_ < 0) {
+        return;
+    }
+    const std::int64_t abs = tlg_.earliest_monotonic_ns();
+    if (abs == timerfd_armed_) {
+        return;
+    }
+    itimerspec its{};
+    if (abs > 0) {
+        its.it_value.tv_sec = static_cast<time_t>(abs / 1'000'000'000);
+        its.it_value.tv_nsec = static_cast<long>(abs % 1'000'000'000);
+    }
+    // abs <= 0 disarms (it_value zero). Absolute time, so a late prepare never fires late.
+    timerfd_settime(timerfd_, TFD_TIMER_ABSTIME, &its, nullptr);
+    timerfd_armed_ = abs;
 }
 
 ContextPtr Context::create(std::string_view name)

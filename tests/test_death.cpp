@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // Misuse that cannot be reported as a value aborts with a message naming the object.
 #include <aio/context.hpp>
+#include <aio/timer.hpp>
 
 #include <glib.h>
 #include <gtest/gtest.h>
@@ -94,6 +95,19 @@ TEST_F(ContextDeathTest, CallbackThatThrowsTerminates)
             ctx->poll(false);
         },
         "boom|terminate");
+}
+
+TEST_F(ContextDeathTest, DisablingTheVirtualClockFromItsOwnTimer)
+{
+    EXPECT_DEATH(
+        {
+            ContextPtr ctx = Context::create("vclock-ctx");
+            Timer t(*ctx, Clock::virtual_, [] { set_virtual_clock_enabled(false); });
+            t.arm_after(-1);
+            ctx->poll(false);
+        },
+        "aio::Context 'vclock-ctx': set_virtual_clock_enabled\\(false\\) called from a "
+        "virtual-clock timer callback");
 }
 
 }  // namespace
