@@ -1,0 +1,74 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Convenience front end to meson for a Debian 12 machine.
+#
+#   make test    install what is missing (as root) or say how, build, run every test suite
+#   make demo    build, then run the terminal demo (build/demos/loop-tour)
+#   make bench   build with Google Benchmark, then run bench/run.sh
+#   make clean   remove the build directories
+#
+# Variables: BUILD (build directory, default build), MESON (default meson),
+# MESON_SETUP_ARGS (extra `meson setup` options for a new build directory).
+
+BUILD ?= build
+MESON ?= meson
+MESON_SETUP_ARGS ?=
+
+# Debian packages each target needs (package names, checked with dpkg-query).
+BASE_PKGS  := meson ninja-build pkg-config g++ libglib2.0-dev libgtest-dev
+BENCH_PKGS := $(BASE_PKGS) libuv1-dev libbenchmark-dev
+
+.PHONY: all test demo bench build clean deps bench-deps
+
+all: build
+
+# $(call need-packages,PKGS): install the missing ones when root, else print the exact
+# command and stop. Skipped where dpkg-query does not exist (not Debian: you are on your own).
+define need-packages
+	@if ! command -v dpkg-query >/dev/null 2>&1; then \
+	    echo "note: no dpkg-query; not checking for: $(1)"; \
+	else \
+	    missing=; \
+	    for p in $(1); do \
+	        dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q 'ok installed' \
+	            || missing="$$missing $$p"; \
+	    done; \
+	    if [ -n "$$missing" ]; then \
+	        if [ "$$(id -u)" -eq 0 ]; then \
+	            echo "Installing:$$missing"; \
+	            apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing \
+	                || exit 1; \
+	        else \
+	            echo "Missing Debian packages:$$missing. Install them with:"; \
+	            echo "  sudo apt-get install -y$$missing"; \
+	            exit 1; \
+	        fi; \
+	    fi; \
+	fi
+endef
+
+deps:
+	$(call need-packages,$(BASE_PKGS))
+
+bench-deps:
+	$(call need-packages,$(BENCH_PKGS))
+
+# Configure once; later runs let ninja reconfigure by itself when meson files change.
+build: deps
+	@test -f $(BUILD)/meson-private/coredata.dat || $(MESON) setup $(BUILD) $(MESON_SETUP_ARGS)
+	$(MESON) compile -C $(BUILD)
+
+test: build
+	$(MESON) test -C $(BUILD) --print-errorlogs
+
+demo: build
+	$(BUILD)/demos/loop-tour
+
+# The bench option is `auto`; a build directory configured before Google Benchmark was
+# installed has it off, so switch it on explicitly (this fails loudly if it is still missing).
+bench: bench-deps build
+	$(MESON) configure $(BUILD) -Dbench=enabled
+	$(MESON) compile -C $(BUILD)
+	bash bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) build-ci-*
