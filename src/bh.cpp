@@ -26,13 +26,22 @@ void ContextImpl::bh_enqueue(BhNode* bh, unsigned flags) noexcept
     // seq_cst RMW: the winner of kBhPending links the node exactly once. Its ordering with
     // the dequeue's fetch_and makes a schedule during the callback re-link the node.
     unsigned old = bh->flags.fetch_or(kBhPending | flags, std::memory_order_seq_cst);
-    if ((old & kBhPending) == 0) {
-        BhNode* head = ctx->bh_list_.load(std::memory_order_relaxed);
-        do {
-            bh->next = head;
-        } while (!ctx->bh_list_.compare_exchange_weak(head, bh, std::memory_order_release,
-                                                      std::memory_order_relaxed));
+    if ((old & kBhPending) != 0) {
+        // Already linked. If it was also scheduled, whoever scheduled it notified after
+        // linking (or the home thread is dequeuing it now and will see our flags), so a
+        // burst of schedules from many threads costs a sleeping loop one wake-up. A
+        // linked but cancelled BH is different: the loop may be asleep having seen it
+        // unscheduled, so that schedule must notify.
+        if ((old & kBhScheduled) == 0) {
+            ctx->notify();
+        }
+        return;
     }
+    BhNode* head = ctx->bh_list_.load(std::memory_order_relaxed);
+    do {
+        bh->next = head;
+    } while (!ctx->bh_list_.compare_exchange_weak(head, bh, std::memory_order_release,
+                                                  std::memory_order_relaxed));
     ctx->notify();
 }
 

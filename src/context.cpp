@@ -55,6 +55,8 @@ ContextImpl::ContextImpl(std::string_view name) : name_(name)
 
 ContextImpl::~ContextImpl()
 {
+    // Queued work is dropped, running work is waited for, no completion runs from here.
+    std::unique_ptr<ThreadPoolImpl>{pool_.exchange(nullptr, std::memory_order_acquire)};
     if (timerfd_ >= 0) {
         close(timerfd_);
     }
@@ -231,6 +233,22 @@ std::string Context::name() const
     auto* c = ContextImpl::from(const_cast<Context*>(this));
     std::lock_guard lk(c->name_mutex_);
     return c->name_;
+}
+
+ThreadPool& Context::thread_pool()
+{
+    auto* c = ContextImpl::from(this);
+    // acquire pairs with the release below: a pool seen is a pool fully built.
+    if (ThreadPoolImpl* p = c->pool_.load(std::memory_order_acquire)) {
+        return *p;
+    }
+    std::lock_guard lk(c->pool_mutex_);
+    if (ThreadPoolImpl* p = c->pool_.load(std::memory_order_relaxed)) {
+        return *p;
+    }
+    auto p = std::make_unique<ThreadPoolImpl>(c);
+    c->pool_.store(p.get(), std::memory_order_release);
+    return *p.release();
 }
 
 void Context::set_fd_monitor(FdMonitor monitor) noexcept

@@ -5,6 +5,7 @@
 #include <aio/context.hpp>
 #include <aio/lock_cnt.hpp>
 
+#include "thread_pool_impl.hpp"
 #include "timer_list.hpp"
 
 #include <glib.h>
@@ -66,6 +67,9 @@ struct FdNode {
     // link (or the head), walkers read with acquire.
     std::atomic<FdNode*> next{nullptr};
     FdNode* deleted_next = nullptr;  // guarded by list_lock_'s lock
+    // Bumped (release) before every epoll_ctl that hands this node to the kernel; read
+    // (acquire) when epoll_wait hands it back. See epoll_update().
+    std::atomic<unsigned> epoll_publish{0};
 
     // Ready-list membership, home thread only. A nested poll may steal a node from an
     // outer call's list, so the link is doubly linked (prev points at the pointer to us).
@@ -228,6 +232,10 @@ public:
     std::vector<FdNode*> pollnodes_;
 
     std::recursive_mutex user_lock_;
+
+    // Created on first use; destroyed first at finalization (it deletes its BH).
+    std::atomic<ThreadPoolImpl*> pool_{nullptr};
+    std::mutex pool_mutex_;  // serialises creation
 
     // One timer list per clock; each locks itself.
     TimerListGroup tlg_{this};

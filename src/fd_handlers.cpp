@@ -33,6 +33,10 @@ std::uint32_t epoll_events_for(short events) noexcept
 
 int epoll_update(int epfd, int op, FdNode* n) noexcept
 {
+    // The kernel hands n back to the home thread through epoll_wait, an edge the C++
+    // memory model (and TSan) cannot see; this release pairs with the acquire in
+    // fdmon_epoll_harvest() so the node's construction happens-before its use there.
+    n->epoll_publish.fetch_add(1, std::memory_order_release);
     epoll_event ev{};
     ev.events = epoll_events_for(n->events);
     ev.data.ptr = n;

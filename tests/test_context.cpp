@@ -282,6 +282,25 @@ TEST_P(ContextTest, BlockingIterationWakesForAOneShotFromAnotherThread)
     EXPECT_TRUE(ran.load());
 }
 
+TEST_P(ContextTest, ScheduleAfterCancelFromAnotherThreadWakesTheLoop)
+{
+    // A cancelled BH stays linked; the loop sleeps having seen it unscheduled, so the
+    // next schedule must wake it even though the node is already in the list.
+    std::atomic<int> runs{0};
+    BottomHalf bh = ctx->make_bh([&] { runs.fetch_add(1); });
+    bh.schedule();
+    bh.cancel();
+    EXPECT_FALSE(iter(false));
+    bh.schedule();
+    bh.cancel();
+    std::thread t([&] { bh.schedule(); });
+    while (runs.load() == 0) {
+        iter(true);
+    }
+    t.join();
+    EXPECT_EQ(runs.load(), 1);
+}
+
 TEST_P(ContextTest, CallbackSeesWritesMadeBeforeSchedule)
 {
     int payload = 0;  // plain, not atomic: schedule() publishes it

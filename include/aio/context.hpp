@@ -28,6 +28,8 @@
 #include <aio/event_notifier.hpp>
 #include <aio/export.hpp>
 #include <aio/function.hpp>
+#include <aio/thread_pool.hpp>
+#include <aio/timer.hpp>
 
 #include <cstdint>
 #include <string>
@@ -171,6 +173,12 @@ public:
     // Undoes one disable_external(); the last one wakes the loop. Any thread.
     void enable_external() noexcept;
     bool external_disabled() const noexcept;
+
+    // --- thread pool ----------------------------------------------------------------------
+
+    // The context's worker pool, created on first use (no thread starts until work is
+    // submitted or min is raised). Lives as long as the context. Any thread.
+    ThreadPool& thread_pool();
 
     // Chooses the fd monitor (see FdMonitor). Home thread, between iterations.
     void set_fd_monitor(FdMonitor monitor) noexcept;

@@ -41,6 +41,7 @@ void ContextImpl::fdmon_epoll_harvest(ReadyList& ready, int timeout_ms) noexcept
     for (int i = 0; i < r; ++i) {
         // Nodes in the set are alive: removal during a walk (we hold a count) is deferred.
         auto* n = static_cast<FdNode*>(events[i].data.ptr);
+        (void)n->epoll_publish.load(std::memory_order_acquire);  // pairs with epoll_update()
         if (!n->deleted.load(std::memory_order_acquire)) {
             ready.add(n, poll_events_from_epoll(events[i].events));
         }
