@@ -75,6 +75,7 @@ bool ContextImpl::bh_poll() noexcept
             if ((f & kBhIdle) == 0) {
                 progress = true;
             }
+            bump(stats_.bh_runs);
             bh->cb();
         }
         if ((f & (kBhDeleted | kBhOneshot)) != 0) {

@@ -16,7 +16,11 @@ namespace aio {
 
 namespace {
 
-int current_tid() noexcept
+[[gnu::tls_model("initial-exec")]] thread_local ContextImpl* tl_current = nullptr;
+
+}  // namespace
+
+int ContextImpl::current_tid() noexcept
 {
     // initial-exec: read on every poll/prepare/dispatch; the default model for a shared
     // library costs a __tls_get_addr call each time.
@@ -24,8 +28,6 @@ int current_tid() noexcept
         static_cast<int>(syscall(SYS_gettid));
     return tid;
 }
-
-}  // namespace
 
 ContextImpl::ContextImpl(std::string_view name) : name_(name)
 {
@@ -53,8 +55,16 @@ ContextImpl::ContextImpl(std::string_view name) : name_(name)
     }
 }
 
+void ContextImpl::set_current(ContextImpl* c) noexcept { tl_current = c; }
+ContextImpl* ContextImpl::get_current() noexcept { return tl_current; }
+
+Context* Context::current() noexcept { return tl_current; }
+
 ContextImpl::~ContextImpl()
 {
+    if (tl_current == this) {
+        tl_current = nullptr;
+    }
     // Queued work is dropped, running work is waited for, no completion runs from here.
     std::unique_ptr<ThreadPoolImpl>{pool_.exchange(nullptr, std::memory_order_acquire)};
     if (timerfd_ >= 0) {
@@ -107,6 +117,9 @@ void ContextImpl::enter_driver(const char* what) noexcept
     }
     depth_ = 1;
     owner_what_ = what;
+    if (home_tid_.load(std::memory_order_relaxed) != self) {
+        home_tid_.store(self, std::memory_order_relaxed);
+    }
 }
 
 void ContextImpl::leave_driver() noexcept
@@ -120,12 +133,28 @@ void ContextImpl::leave_driver() noexcept
 bool ContextImpl::poll(bool blocking)
 {
     DriverScope scope(this, "poll");
+    bump(stats_.iterations);
     list_lock_.inc();
 
-    // 1. compute timeout: never sleep with a BH scheduled.
+    // 1. compute timeout: never sleep with a BH scheduled, nor past a timer deadline.
     std::int64_t timeout = blocking ? compute_timeout() : 0;
 
-    // 2. announce sleep. Only a poll that may block raises notify_me; a non-blocking one
+    // 2. busy poll (IOThreads): spin on the poll callbacks before paying for a sleep.
+    IterPoll ip;
+    ip.max_ns = poll_max_ns_.load(std::memory_order_relaxed);
+    ReadyList ready;
+    std::int64_t t0 = 0;
+    if (ip.max_ns > 0) {
+        t0 = monotonic_ns();
+        if (timeout != 0) {
+            ip.polled = true;
+            if (busy_poll(ready, timeout, t0)) {
+                timeout = 0;
+            }
+        }
+    }
+
+    // 3. announce sleep. Only a poll that may block raises notify_me; a non-blocking one
     //    re-examines everything anyway, so producers need not write the eventfd for it.
     const bool use_notify_me = timeout != 0;
     if (use_notify_me) {
@@ -138,31 +167,56 @@ bool ContextImpl::poll(bool blocking)
         }
     }
 
-    // 3. wait. With a zero timeout the kernel is asked only if some handler cannot be
-    //    checked from user space (it has no poll callback).
-    ReadyList ready;
-    if (timeout != 0 || need_wait()) {
+    // 4. wait. With a zero timeout the kernel is asked only if a user fd handler exists.
+    std::int64_t t_wait = 0;
+    if (timeout != 0) {
+        bump(stats_.blocking_waits);
+        t_wait = monotonic_ns();
         fdmon_wait(ready, timeout);
+    } else if (need_wait()) {
+        fdmon_wait(ready, 0);
     }
 
-    // 4. accept the notification: finish the wait before dropping notify_me, then clear
+    // 5. accept the notification: finish the wait before dropping notify_me, then clear
     //    `notified` before looking at any work.
     if (use_notify_me) {
         notify_me_.store(notify_me_.load(std::memory_order_relaxed) - 2,
                          std::memory_order_release);
     }
+    const bool was_notified = t_wait != 0 && notified_.load(std::memory_order_relaxed);
     notify_accept();
+    std::int64_t t_woke = 0;
+    if (t_wait != 0 || ip.max_ns > 0) {
+        t_woke = monotonic_ns();
+        ip.block_ns = t_woke - t0;
+    }
+    if (t_wait != 0) {
+        bump(stats_.sleep_ns, static_cast<std::uint64_t>(t_woke - t_wait));
+        if (was_notified) {
+            bump(stats_.wakeups_notify);
+        } else if (ready.head != nullptr) {
+            bump(stats_.wakeups_fd);
+        } else {
+            bump(stats_.wakeups_timer);
+        }
+    }
 
-    // 5. bottom halves, 6. ready fd handlers.
+    // 6. bottom halves, 7. ready fd handlers (adapting busy-poll windows).
     bool progress = bh_poll();
-    progress |= dispatch_ready(ready);
+    progress |= dispatch_ready(ready, &ip);
 
-    // 7. reap handlers deleted during this walk (only at the outermost level).
+    // 8. reap handlers deleted during this walk (only at the outermost level).
     reap_deleted_handlers();
     list_lock_.dec();
 
-    // 8. timers: each list reads `now` once and drops its lock around each callback.
-    progress |= tlg_.run();
+    // 9. timers: each list reads `now` once and drops its lock around each callback.
+    if (tlg_.run()) {
+        bump(stats_.timer_runs);
+        progress = true;
+    }
+    if (t_wait != 0) {
+        bump(stats_.dispatch_ns, static_cast<std::uint64_t>(monotonic_ns() - t_woke));
+    }
     return progress;
 }
 

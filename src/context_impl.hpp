@@ -71,12 +71,29 @@ struct FdNode {
     // (acquire) when epoll_wait hands it back. See epoll_update().
     std::atomic<unsigned> epoll_publish{0};
 
+    const char* name = nullptr;  // FdHandlers::name
+
+    // Busy polling and stats. poll_ns is written by the home thread (and reset by
+    // set_poll_params from any thread), read by stats() from any thread.
+    std::atomic<std::int64_t> poll_ns{0};
+    std::atomic<std::uint64_t> dispatches{0};  // written by the home thread only
+    int poll_cooldown = 0;        // home thread: iterations before the window may regrow
+    int late_streak = 0;          // home thread: events seen just after the window ended
+    bool in_poll_ready = false;   // home thread: its poll_ready is running (no re-entry)
+    std::uint64_t last_iter = 0;  // home thread: iteration of the last dispatch
+    std::int64_t streak_start_ns = 0;  // home thread: first of consecutive dispatches
+    bool warned_busy = false;     // home thread: "ready on every iteration" reported
+
     // Ready-list membership, home thread only. A nested poll may steal a node from an
     // outer call's list, so the link is doubly linked (prev points at the pointer to us).
     FdNode* ready_next = nullptr;
     FdNode** ready_prev = nullptr;
     short revents = 0;
 };
+
+
+// In FdNode::revents: found ready by busy polling (run poll_ready), not by the kernel.
+constexpr short kPolledReady = 0x4000;
 
 // Nodes reported ready by one wait, dispatched by the same poll call.
 struct ReadyList {
@@ -96,8 +113,10 @@ struct ReadyList {
 
     void add(FdNode* n, short revents) noexcept
     {
+        // Busy polling found it before the kernel did: poll_ready still does the work.
+        const short keep = n->ready_prev != nullptr ? (n->revents & kPolledReady) : 0;
         unlink(n);  // dispatched once, by the innermost poll that saw it
-        n->revents = revents;
+        n->revents = static_cast<short>(revents | keep);
         n->ready_next = head;
         n->ready_prev = &head;
         if (head != nullptr) {
@@ -151,7 +170,20 @@ public:
     // --- fd handlers (fd_handlers.cpp) ----------------------------------------------
     void set_fd_handler(int fd, FdHandlers h, bool external, bool internal);
     void clear_fd_handler(int fd) noexcept;
-    bool dispatch_ready(ReadyList& ready) noexcept;
+    // What one poll() iteration knew about busy polling, for window adaptation.
+    struct IterPoll {
+        std::int64_t max_ns = 0;    // poll_max_ns_ for this iteration; 0 = off
+        bool polled = false;        // a busy loop ran before the wait
+        std::int64_t block_ns = 0;  // from entering poll() to the end of the wait
+    };
+    bool dispatch_ready(ReadyList& ready, const IterPoll* it = nullptr) noexcept;
+    void note_dispatch(FdNode* n) noexcept;
+    // Busy polls the poll callbacks for up to their windows (capped by timeout). Puts
+    // what it finds on `ready` and returns whether it found anything. Home thread.
+    bool busy_poll(ReadyList& ready, std::int64_t timeout, std::int64_t t0) noexcept;
+    // Grows or shrinks the window of a dispatched handler (see set_poll_params).
+    void adapt_poll_window(FdNode* n, bool found_by_polling, bool polled,
+                           std::int64_t block_ns) noexcept;
     void reap_deleted_handlers() noexcept;
     // Marks n deleted; returns it if it can be freed now (after unlock), else defers it.
     FdNode* retire_locked(FdNode* n) noexcept;
@@ -179,6 +211,10 @@ public:
     void leave_driver() noexcept;
     [[noreturn]] void fatal(const char* fmt, ...) const noexcept
         __attribute__((format(printf, 2, 3)));
+
+    // The calling thread's current context (Context::current()).
+    static void set_current(ContextImpl* c) noexcept;
+    static ContextImpl* get_current() noexcept;
 
     // --- GSource (gsource.cpp) ------------------------------------------------------
     void ensure_glib_mode() noexcept;
@@ -221,6 +257,9 @@ public:
 
     // The thread driving the context (a kernel tid, 0 if none) and its nesting depth.
     std::atomic<int> owner_tid_{0};
+    // The last thread that drove it (0: never); a hint for wait_while().
+    std::atomic<int> home_tid_{0};
+    static int current_tid() noexcept;
     int depth_ = 0;  // owner thread only
     const char* owner_what_ = "";  // owner thread only; for diagnostics
 
@@ -232,6 +271,34 @@ public:
     std::vector<FdNode*> pollnodes_;
 
     std::recursive_mutex user_lock_;
+
+    // Adaptive busy polling parameters (set from any thread; a stale read is harmless).
+    std::atomic<std::int64_t> poll_max_ns_{0};
+    std::atomic<std::int64_t> poll_grow_{0};
+    std::atomic<std::int64_t> poll_shrink_{0};
+
+    // Stats: written by the home thread (or by notifiers, for eventfd_writes) with relaxed
+    // increments, read by stats() from any thread.
+    struct Counters {
+        std::atomic<std::uint64_t> iterations{0};
+        std::atomic<std::uint64_t> blocking_waits{0};
+        std::atomic<std::uint64_t> wakeups_notify{0};
+        std::atomic<std::uint64_t> wakeups_fd{0};
+        std::atomic<std::uint64_t> wakeups_timer{0};
+        std::atomic<std::uint64_t> bh_runs{0};
+        std::atomic<std::uint64_t> fd_dispatches{0};
+        std::atomic<std::uint64_t> timer_runs{0};
+        std::atomic<std::uint64_t> eventfd_writes{0};
+        std::atomic<std::uint64_t> busy_poll_hits{0};
+        std::atomic<std::uint64_t> busy_poll_ns{0};
+        std::atomic<std::uint64_t> sleep_ns{0};
+        std::atomic<std::uint64_t> dispatch_ns{0};
+    } stats_;
+    // Single-writer increment (no RMW): the home thread owns these counters.
+    static void bump(std::atomic<std::uint64_t>& c, std::uint64_t by = 1) noexcept
+    {
+        c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+    }
 
     // Created on first use; destroyed first at finalization (it deletes its BH).
     std::atomic<ThreadPoolImpl*> pool_{nullptr};

@@ -93,6 +93,7 @@ void ContextImpl::set_fd_handler(int fd, FdHandlers h, bool external, bool inter
     node->external = external;
     node->internal = internal;
     node->events = static_cast<short>((h.read ? kReadEvents : 0) | (h.write ? kWriteEvents : 0));
+    node->name = h.name;
     node->h = std::move(h);
 
     FdNode* to_free = nullptr;
@@ -206,7 +207,28 @@ void ContextImpl::set_external_disabled_locked(bool disabled) noexcept
     }
 }
 
-bool ContextImpl::dispatch_ready(ReadyList& ready) noexcept
+// Per-handler stats and the "ready on every iteration" warning: a handler dispatched in
+// every iteration for over a second keeps the loop from ever sleeping, the classic GLib
+// app bug; it is named once.
+void ContextImpl::note_dispatch(FdNode* n) noexcept
+{
+    bump(stats_.fd_dispatches);
+    n->dispatches.store(n->dispatches.load(std::memory_order_relaxed) + 1,
+                        std::memory_order_relaxed);
+    const std::uint64_t iter = stats_.iterations.load(std::memory_order_relaxed);
+    if (n->last_iter + 1 != iter || n->streak_start_ns == 0) {
+        n->streak_start_ns = monotonic_ns();  // a new streak
+    } else if (!n->warned_busy && (iter & 1023) == 0 &&
+               monotonic_ns() - n->streak_start_ns > 1'000'000'000) {
+        n->warned_busy = true;
+        g_warning("aio::Context '%s': fd %d handler '%s' has been ready on every iteration "
+                  "for over 1 s; the loop never sleeps (is the fd drained?)",
+                  name().c_str(), n->fd, n->name != nullptr ? n->name : "(unnamed)");
+    }
+    n->last_iter = iter;
+}
+
+bool ContextImpl::dispatch_ready(ReadyList& ready, const IterPoll* it) noexcept
 {
     bool progress = false;
     while (FdNode* n = ready.pop()) {
@@ -214,15 +236,36 @@ bool ContextImpl::dispatch_ready(ReadyList& ready) noexcept
         if (n->deleted.load(std::memory_order_acquire) || !node_enabled(n)) {
             continue;
         }
+        if (it != nullptr && it->max_ns > 0 && n->h.poll) {
+            adapt_poll_window(n, (rev & kPolledReady) != 0, it->polled, it->block_ns);
+        }
+        if ((rev & kPolledReady) != 0) {
+            // Found by busy polling. While poll_ready runs the node is out of the busy
+            // poll set, so a nested poll() cannot re-enter it.
+            n->in_poll_ready = true;
+            n->h.poll_ready();
+            n->in_poll_ready = false;
+            if (!n->internal) {
+                progress = true;
+                note_dispatch(n);
+            }
+            continue;
+        }
         if (n->h.read && (rev & kReadEvents) != 0) {
             n->h.read();
-            progress |= !n->internal;
+            if (!n->internal) {
+                progress = true;
+                note_dispatch(n);
+            }
         }
         // The read callback may have removed or replaced this handler.
         if (n->h.write && (rev & kWriteEvents) != 0 &&
             !n->deleted.load(std::memory_order_acquire)) {
             n->h.write();
-            progress |= !n->internal;
+            if (!n->internal) {
+                progress = true;
+                note_dispatch(n);
+            }
         }
     }
     return progress;

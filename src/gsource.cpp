@@ -31,6 +31,9 @@ gboolean gsource_prepare(GSource* source, gint* timeout_ms) noexcept
 {
     ContextImpl* c = ContextImpl::from(source);
     c->enter_driver("prepare");
+    if (ContextImpl::get_current() == nullptr) {
+        ContextImpl::set_current(c);  // the thread that drives us through GLib
+    }
     // Bit 0 stays set until check() (or dispatch(), if GLib skips check because we
     // returned TRUE): a producer in between writes the eventfd GLib is about to poll.
     c->notify_me_.store(c->notify_me_.load(std::memory_order_relaxed) | 1,
@@ -87,6 +90,7 @@ gboolean gsource_dispatch(GSource* source, GSourceFunc callback, gpointer) noexc
     // anyway, so BHs scheduled by the callbacks below do not each write the eventfd.
     clear_glib_bit(c);
 
+    ContextImpl::bump(c->stats_.iterations);
     c->list_lock_.inc();
     bool fds = fds_ready(c);
     bool progress = c->bh_poll();
@@ -97,7 +101,10 @@ gboolean gsource_dispatch(GSource* source, GSourceFunc callback, gpointer) noexc
     }
     c->reap_deleted_handlers();
     c->list_lock_.dec();
-    progress |= c->tlg_.run();
+    if (c->tlg_.run()) {
+        ContextImpl::bump(c->stats_.timer_runs);
+        progress = true;
+    }
     (void)progress;  // GLib has no use for it: a dispatched source is a dispatched source
     c->leave_driver();
     return G_SOURCE_CONTINUE;

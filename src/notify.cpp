@@ -28,6 +28,7 @@ void ContextImpl::notify() noexcept
         // Never skipped because `notified` was already true: that optimisation loses
         // wake-ups (the consumer may have cleared it and be about to sleep).
         notifier_.set();
+        stats_.eventfd_writes.fetch_add(1, std::memory_order_relaxed);
     }
 }
 

@@ -35,6 +35,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 typedef struct _GSource GSource;            // NOLINT: GLib's own spelling
 typedef struct _GMainContext GMainContext;  // NOLINT
@@ -86,11 +87,39 @@ struct FdHandlers {
     UniqueFunction<void()> write{};
     UniqueFunction<bool()> poll{};
     UniqueFunction<void()> poll_ready{};
+    // Names the handler in stats() and in the "ready on every iteration" warning. Must
+    // have static storage duration (it is kept, not copied).
+    const char* name = nullptr;
 };
 
 // Which fd monitor poll() uses. `automatic` picks poll(2) below 64 handlers and epoll
 // above (and always epoll while a GMainContext drives the context).
 enum class FdMonitor { automatic, poll, epoll };
+
+// Counters describing why a loop is awake (see Context::stats()). Relaxed snapshots:
+// each value is exact, the set is not one atomic picture.
+struct ContextStats {
+    std::uint64_t iterations = 0;       // poll() calls and GLib dispatches
+    std::uint64_t blocking_waits = 0;   // iterations that asked the kernel to wait
+    std::uint64_t wakeups_notify = 0;   // waits ended by notify() (a BH or a kick)
+    std::uint64_t wakeups_fd = 0;       // waits ended by a user fd
+    std::uint64_t wakeups_timer = 0;    // waits that ended with a timer due
+    std::uint64_t bh_runs = 0;          // bottom-half callbacks run
+    std::uint64_t fd_dispatches = 0;    // user fd callbacks run (read, write, poll_ready)
+    std::uint64_t timer_runs = 0;       // iterations in which a timer ran
+    std::uint64_t eventfd_writes = 0;   // notify() calls that had to write the eventfd
+    std::uint64_t busy_poll_hits = 0;   // events found by busy polling (no syscall)
+    std::uint64_t busy_poll_ns = 0;     // time spent busy polling
+    std::uint64_t sleep_ns = 0;         // time spent in the kernel waiting
+    std::uint64_t dispatch_ns = 0;      // time spent running callbacks after a wait
+    struct Handler {
+        int fd = -1;
+        std::string name;               // FdHandlers::name, or "" if none was given
+        std::uint64_t dispatches = 0;
+        std::int64_t poll_window_ns = 0;  // current busy-poll window (0: not polled)
+    };
+    std::vector<Handler> handlers;      // user handlers only, in no particular order
+};
 
 class AIO_EXPORT Context {
 public:
@@ -179,6 +208,25 @@ public:
     // The context's worker pool, created on first use (no thread starts until work is
     // submitted or min is raised). Lives as long as the context. Any thread.
     ThreadPool& thread_pool();
+
+    // --- busy polling, introspection ----------------------------------------------------
+
+    // Adaptive busy polling for poll(): before sleeping, each handler with a poll callback
+    // (and the context's own notifier) is checked in a busy loop for up to its window.
+    // A window starts at 4 µs, grows by `grow` (0: x2) up to max_ns while events arrive
+    // soon enough, and drops (divided by `shrink`; 0: to zero) when polling stops paying
+    // (an event arrived only after the window was spent). max_ns = 0 disables it (the
+    // default; IOThreads use 32768). GLib-driven iterations never busy-poll.
+    // Throws std::invalid_argument naming the value if any is negative. Any thread.
+    void set_poll_params(std::int64_t max_ns, std::int64_t grow = 0, std::int64_t shrink = 0);
+
+    // Counters describing the loop's activity. Any thread.
+    ContextStats stats() const;
+
+    // The context the calling thread drives: set for IOThreads and for a thread that
+    // iterates a GMainContext this context is attached to; nullptr otherwise.
+    // Valid while that context lives. Any thread (answers for the caller).
+    static Context* current() noexcept;
 
     // Chooses the fd monitor (see FdMonitor). Home thread, between iterations.
     void set_fd_monitor(FdMonitor monitor) noexcept;
