@@ -191,9 +191,9 @@ void BottomHalf::reset() noexcept
         return;
     }
     BhNode* bh = std::exchange(node_, nullptr);
-    GSource* src = bh->ctx->source_;  // bh may be freed once enqueued
+    ContextImpl* ctx = bh->ctx;  // bh may be freed once enqueued
     ContextImpl::bh_enqueue(bh, kBhDeleted);
-    g_source_unref(src);  // the reference make_bh() took
+    ctx->unref_source();  // the reference make_bh() took
 }
 
 Context* BottomHalf::context() const noexcept

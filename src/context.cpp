@@ -49,6 +49,7 @@ ContextImpl::ContextImpl(std::string_view name) : name_(name)
                 .poll_ready = [] {},
             },
             false, true);
+        co_bh_ = new_bh([this] { run_scheduled_coroutines(); }, "co-schedule", 0);
     } catch (...) {
         close(epfd_);
         throw;
@@ -73,6 +74,11 @@ ContextImpl::~ContextImpl()
     if (owner_tid_.load(std::memory_order_relaxed) != 0) {
         fatal("finalized while being driven by thread %d", owner_tid_.load());
     }
+    if (co_list_.load(std::memory_order_acquire) != nullptr) {
+        fatal("finalized with a coroutine still scheduled on it (by '%s'), aborting",
+              co_list_.load()->scheduled.load());
+    }
+    bh_enqueue(co_bh_, kBhDeleted);
     drain_bhs_at_finalize();
     // Handlers still registered are dropped silently (as GLib drops attached sources).
     FdNode* n = handlers_.exchange(nullptr, std::memory_order_relaxed);
@@ -245,7 +251,7 @@ ContextPtr::~ContextPtr()
 // --- Context face -----------------------------------------------------------------
 
 void Context::ref() noexcept { g_source_ref(ContextImpl::from(this)->source_); }
-void Context::unref() noexcept { g_source_unref(ContextImpl::from(this)->source_); }
+void Context::unref() noexcept { ContextImpl::from(this)->unref_source(); }
 
 bool Context::poll(bool blocking) { return ContextImpl::from(this)->poll(blocking); }
 void Context::notify() noexcept { ContextImpl::from(this)->notify(); }

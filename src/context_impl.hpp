@@ -3,6 +3,7 @@
 #pragma once
 
 #include <aio/context.hpp>
+#include <aio/detail/co_core.hpp>
 #include <aio/lock_cnt.hpp>
 
 #include "thread_pool_impl.hpp"
@@ -142,8 +143,36 @@ struct ContextSource {
     ContextImpl* impl;
 };
 
+// GLib's reference counting is invisible to ThreadSanitizer (GLib is not instrumented),
+// so the edge "last use on one thread -> finalize on another" is annotated by hand.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define AIO_CTX_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) && !defined(AIO_CTX_TSAN)
+#define AIO_CTX_TSAN 1
+#endif
+#if defined(AIO_CTX_TSAN)
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+inline void tsan_release(void* a) noexcept { __tsan_release(a); }
+inline void tsan_acquire(void* a) noexcept { __tsan_acquire(a); }
+#else
+inline void tsan_release(void*) noexcept {}
+inline void tsan_acquire(void*) noexcept {}
+#endif
+
 class ContextImpl final : public Context {
 public:
+    // Drops a GSource reference; the release pairs with the acquire in finalize.
+    void unref_source() noexcept
+    {
+        GSource* s = source_;  // read before the release: after it we may be gone
+        tsan_release(this);
+        g_source_unref(s);
+    }
+
     explicit ContextImpl(std::string_view name);
     ~ContextImpl();
 
@@ -300,6 +329,12 @@ public:
         c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
     }
 
+    // Coroutines scheduled onto this context (any thread pushes, lock-free) and the BH
+    // that runs them in FIFO order. The BH holds no context reference.
+    std::atomic<detail::PromiseBase*> co_list_{nullptr};
+    BhNode* co_bh_ = nullptr;
+    void run_scheduled_coroutines() noexcept;
+
     // Created on first use; destroyed first at finalization (it deletes its BH).
     std::atomic<ThreadPoolImpl*> pool_{nullptr};
     std::mutex pool_mutex_;  // serialises creation
@@ -324,9 +359,8 @@ public:
     }
     ~DriverScope()
     {
-        GSource* s = c_->source_;
         c_->leave_driver();
-        g_source_unref(s);
+        c_->unref_source();
     }
     DriverScope(const DriverScope&) = delete;
     DriverScope& operator=(const DriverScope&) = delete;

@@ -113,6 +113,7 @@ gboolean gsource_dispatch(GSource* source, GSourceFunc callback, gpointer) noexc
 void gsource_finalize(GSource* source) noexcept
 {
     auto* cs = reinterpret_cast<ContextSource*>(source);
+    tsan_acquire(cs->impl);  // pairs with unref_source() on whichever thread dropped a ref
     std::unique_ptr<ContextImpl>{std::exchange(cs->impl, nullptr)};
 }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // Misuse that cannot be reported as a value aborts with a message naming the object.
 #include <aio/context.hpp>
+#include <aio/task.hpp>
 #include <aio/timer.hpp>
 
 #include <glib.h>
@@ -108,6 +109,25 @@ TEST_F(ContextDeathTest, DisablingTheVirtualClockFromItsOwnTimer)
         },
         "aio::Context 'vclock-ctx': set_virtual_clock_enabled\\(false\\) called from a "
         "virtual-clock timer callback");
+}
+
+Task<void> schedules_itself_twice(Context& ctx)
+{
+    CoHandle me = co_await current_coroutine();
+    co_schedule(ctx, me, "first");
+    co_schedule(ctx, me, "second");  // still queued from the first: a bug
+    co_return;
+}
+
+TEST_F(ContextDeathTest, SchedulingACoroutineTwiceAborts)
+{
+    EXPECT_DEATH(
+        {
+            ContextPtr ctx = Context::create("co-ctx");
+            spawn(*ctx, schedules_itself_twice(*ctx));
+            ctx->poll(false);
+        },
+        "aio::Context 'co-ctx': coroutine already scheduled \\(by 'first'; now 'second'\\)");
 }
 
 }  // namespace

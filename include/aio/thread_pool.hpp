@@ -221,6 +221,12 @@ public:
         });
     }
 
+    // co_await pool.run(fn): runs fn on a worker and resumes the awaiting task in the
+    // pool's context with fn's result (or rethrows its exception). If the task is
+    // destroyed before the job starts, the job is cancelled. Defined in <aio/task.hpp>.
+    template <class Fn>
+    auto run(Fn&& fn);
+
     // Sets the worker limits: 0 <= min <= max, max > 0. Starts workers up to min; surplus
     // workers exit. Throws std::invalid_argument naming both values otherwise.
     void set_limits(int min, int max);
