@@ -10,13 +10,16 @@
 // recursively from a callback.
 //
 // One poll iteration runs these phases, in this order (docs/loop.md repeats them):
-//   1. compute timeout   0 if a bottom half is scheduled, 10 ms if only idle ones are
-//   2. announce sleep    notify_me += 2, full fence, re-check `notified`
-//   3. wait              poll(2) or epoll on the handler fds and the notifier
-//   4. accept notify     notify_me -= 2; notified = false, full fence
-//   5. bottom halves
-//   6. ready fd handlers (read before write)
-//   7. reap deleted handlers (outermost walker only)
+//   1. compute timeout   0 if a bottom half is scheduled, 10 ms if only idle ones are,
+//                        else the earliest timer deadline
+//   2. busy poll         spin on poll callbacks for the adaptive window (if enabled)
+//   3. announce sleep    notify_me += 2, full fence, re-check `notified`
+//   4. wait              poll(2) or epoll on the handler fds and the notifier
+//   5. accept notify     notify_me -= 2; notified = false, full fence
+//   6. bottom halves
+//   7. ready fd handlers (read before write; poll_ready for busy-polled ones)
+//   8. reap deleted handlers (outermost walker only)
+//   9. timers
 //
 // Thread safety: every member marked "Any thread" may be called from any thread
 // concurrently with the loop and with each other; they do their own locking. Members
@@ -148,7 +151,8 @@ public:
 
     // Runs one iteration. With blocking, waits until there is something to do (a
     // scheduled bottom half means no wait at all). Returns true iff progress was made: a
-    // non-idle bottom half, or an fd callback other than the context's own notifier, ran.
+    // non-idle bottom half, an fd callback other than the context's own notifier, or a
+    // timer ran.
     // A wake-up by notify() alone returns false. Home thread; reentrant from callbacks.
     // Calling it while another thread drives the context aborts with a message.
     bool poll(bool blocking);
@@ -158,7 +162,8 @@ public:
     void notify() noexcept;
 
     // Timeout in ns a blocking wait would use now: 0 if a non-idle bottom half is
-    // scheduled, 10 ms if only idle ones are, -1 (infinite) otherwise. Home thread.
+    // scheduled, 10 ms if only idle ones are, else the earliest timer deadline, or -1
+    // (infinite). Home thread.
     std::int64_t compute_timeout() noexcept;
 
     // User-level recursive lock for code that wants exclusive ownership of the context.
