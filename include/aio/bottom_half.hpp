@@ -30,7 +30,8 @@ public:
     BottomHalf& operator=(const BottomHalf&) = delete;
     ~BottomHalf();
 
-    // Run the callback in the next iteration; wakes the loop. Counts as progress.
+    // Run the callback in the next iteration; wakes the loop. Counts as progress. A BH
+    // already scheduled with schedule_idle() and not yet run stays idle (as in QEMU).
     void schedule() noexcept;
     // Like schedule() but the loop may wait up to 10 ms before running it, and running it
     // is not progress.
