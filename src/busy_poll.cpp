@@ -3,13 +3,14 @@
 // (the context's own notifier reads `notified`) for up to a per-handler window, so a
 // cross-thread wake-up costs a cache miss instead of a syscall and a sleeping CPU.
 //
-// A window starts at 4 us and grows (QEMU's rule) while events arrive within max_ns, so
-// that a longer spin would have caught them; it drops when events are further apart than
-// max_ns, and also when polling stops paying in the way QEMU's rule cannot see: on a CPU
-// shared with the peer, the peer runs only once we stop spinning, so the event keeps
-// arriving just after the window, whatever its size. Two such arrivals in a row drop the
-// window, and a cool-down that doubles each time keeps it from regrowing at once. An idle
-// loop spins at most one window per wake-up and sleeps otherwise.
+// A window starts at 4 us when an event arrives within max_ns (QEMU's rule) and stays
+// while polling catches events. It drops when events are further apart than it can wait,
+// and also when polling stops paying in a way QEMU's rule cannot see: on a CPU shared
+// with the peer, the peer runs only once we stop spinning, so the event keeps arriving
+// just after the window. Events further apart than max_ns trigger one try at the full
+// window, because two loops ping-ponging across CPUs are slow only while neither spins
+// (each waits for the other to wake up); a cool-down that doubles after every drop bounds
+// what failed tries cost. An idle loop spins at most one window per wake-up.
 #include "context_impl.hpp"
 
 #include <algorithm>
@@ -69,33 +70,44 @@ void ContextImpl::adapt_poll_window(FdNode* n, bool found_by_polling, bool polle
     std::int64_t w = n->poll_ns.load(std::memory_order_relaxed);
     if (found_by_polling) {
         n->late_streak = 0;
+        n->poll_cooldown = 0;
         return;  // the sweet spot: polling caught it
     }
     const std::int64_t shrink = poll_shrink_.load(std::memory_order_relaxed);
+    const std::int64_t grow = poll_grow_.load(std::memory_order_relaxed);
     auto drop = [&] {
         w = shrink > 0 ? w / shrink : 0;
         n->poll_cooldown = std::min(n->poll_cooldown * 2 + 1, kMaxCooldown);
         n->late_streak = 0;
     };
-    if (block_ns > max_ns) {
-        drop();  // events this far apart are not worth spinning for (QEMU's rule)
-    } else if (polled && w > 0 && block_ns - w < w / 2) {
-        // The event came just after we stopped spinning. Once, the peer may simply be a
-        // little slower than the window (grow, as QEMU does); twice in a row, with the
-        // window grown in between, it is waiting for our CPU: on a shared CPU the peer
-        // cannot run while we spin, so spinning never pays there.
-        if (++n->late_streak >= 2) {
-            drop();
+    if (polled && w > 0) {
+        // We spun the window and still had to sleep.
+        if (block_ns <= max_ns && block_ns - w < w / 2) {
+            // The event came just after we stopped spinning. Once, the peer may simply
+            // be a little slower than the window: grow, as QEMU does. Twice in a row, with
+            // the window grown in between, it is waiting for our CPU (on a CPU shared
+            // with the peer, the peer runs only once we stop spinning): drop.
+            if (++n->late_streak >= 2) {
+                drop();
+            } else {
+                w = std::min(w * (grow > 0 ? grow : 2), max_ns);
+            }
+        } else if (block_ns <= max_ns) {
+            w = std::min(w * (grow > 0 ? grow : 2), max_ns);  // a longer spin would catch it
+            n->late_streak = 0;
         } else {
-            const std::int64_t grow = poll_grow_.load(std::memory_order_relaxed);
-            w = std::min(w * (grow > 0 ? grow : 2), max_ns);
+            drop();  // events further apart than max_ns are not worth spinning for
         }
     } else if (n->poll_cooldown > 0) {
         --n->poll_cooldown;
-    } else if (w < max_ns) {
-        const std::int64_t grow = poll_grow_.load(std::memory_order_relaxed);
-        w = w > 0 ? w * (grow > 0 ? grow : 2) : kInitialWindowNs;
-        w = std::min(w, max_ns);
+    } else if (block_ns <= max_ns) {
+        w = std::max(kInitialWindowNs, w);  // QEMU's start: a window would have caught it
+    } else {
+        // Events arrive further apart than max_ns, but maybe only because the peer sleeps
+        // too: two loops ping-ponging across CPUs each wait for the other to wake up
+        // (~50 us here), and become fast only if both spin. Try the full window once;
+        // if that does not pay, the cool-down doubles before the next try.
+        w = max_ns;
     }
     n->poll_ns.store(w, std::memory_order_relaxed);
 }
