@@ -2,7 +2,10 @@
 # Convenience front end to meson for a Debian 12 machine.
 #
 #   make test    install what is missing (as root) or say how, build, run every test suite
-#   make demo    build, then run the terminal demo (build/demos/loop-tour)
+#   make demo    build the demos; with a display open the GTK fractal explorer (its "Loop
+#                monitor" button opens the monitor), without one run both GTK demos'
+#                self-tests under Xvfb and save build/demo-fractal.png, build/demo-monitor.png
+#                (the terminal demo is build/demos/loop-tour)
 #   make bench   build with Google Benchmark, then run bench/run.sh
 #   make clean   remove the build directories
 #
@@ -16,8 +19,9 @@ MESON_SETUP_ARGS ?=
 # Debian packages each target needs (package names, checked with dpkg-query).
 BASE_PKGS  := meson ninja-build pkg-config g++ libglib2.0-dev libgtest-dev
 BENCH_PKGS := $(BASE_PKGS) libuv1-dev libbenchmark-dev
+DEMO_PKGS  := $(BASE_PKGS) libgtk-4-dev xvfb xauth dbus
 
-.PHONY: all test demo bench build clean deps bench-deps
+.PHONY: all test demo bench build clean deps bench-deps demo-deps
 
 all: build
 
@@ -52,6 +56,9 @@ deps:
 bench-deps:
 	$(call need-packages,$(BENCH_PKGS))
 
+demo-deps:
+	$(call need-packages,$(DEMO_PKGS))
+
 # Configure once; later runs let ninja reconfigure by itself when meson files change.
 build: deps
 	@test -f $(BUILD)/meson-private/coredata.dat || $(MESON) setup $(BUILD) $(MESON_SETUP_ARGS)
@@ -60,8 +67,21 @@ build: deps
 test: build
 	$(MESON) test -C $(BUILD) --print-errorlogs
 
-demo: build
-	$(BUILD)/demos/loop-tour
+# The demos option is `auto`; a build directory configured before GTK 4 was installed has
+# the GTK demos off, so switch them on explicitly (this fails loudly if GTK is still missing).
+demo: demo-deps build
+	@$(MESON) introspect $(BUILD) --buildoptions | python3 -c 'import json, sys; \
+	    opts = {o["name"]: o["value"] for o in json.load(sys.stdin)}; \
+	    sys.exit(opts.get("demos") != "enabled")' \
+	    || $(MESON) configure $(BUILD) -Ddemos=enabled
+	$(MESON) compile -C $(BUILD)
+	@if [ -n "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ]; then \
+	    echo "Opening the fractal explorer; its \"Loop monitor\" button opens the monitor."; \
+	    echo "(Terminal demo: $(BUILD)/demos/loop-tour; monitor alone: $(BUILD)/demos/monitor)"; \
+	    $(BUILD)/demos/fractal; \
+	else \
+	    bash demos/run-headless.sh $(BUILD); \
+	fi
 
 # The bench option is `auto`; a build directory configured before Google Benchmark was
 # installed has it off, so switch it on explicitly (this fails loudly if it is still missing).
