@@ -18,6 +18,7 @@ import sys
 TO_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
 BATCH = 10_000  # BHs per bh_batch_10k iteration (bench/aio_bench.cpp: kBatch)
+REARM = 10_000  # re-arms per timer_rearm iteration (bench/aio_bench.cpp: kRearm)
 
 IMPL_ORDER = ["aio", "aio_glib", "glib", "uv", "floor"]
 
@@ -30,13 +31,21 @@ IMPL_DESC = {
 }
 
 
+def strip_options(name):
+    """timer_100k/aio/iterations:1/manual_time -> timer_100k/aio: drops the suffixes Google
+    Benchmark appends for ->Iterations(), ->UseManualTime() and friends."""
+    return "/".join(p for p in name.split("/")
+                    if not (p.startswith(("iterations:", "repeats:", "min_time:", "threads:"))
+                            or p in ("manual_time", "real_time", "process_time")))
+
+
 def load(path):
     """Returns ({run_name: {aggregate_name: entry}}, {run_name: error message}, context)."""
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
     runs, errors = {}, {}
     for b in data.get("benchmarks", []):
-        name = b.get("run_name", b["name"])
+        name = strip_options(b.get("run_name", b["name"]))
         if b.get("error_occurred"):
             errors[name] = b.get("error_message", "error")
             continue
@@ -96,6 +105,16 @@ def fmt_ratio(v):
     if v >= 10:
         return f"{v:,.0f}×"
     return f"{v:.2f}×" if v >= 0.1 else f"{v:.3f}×"
+
+
+def fmt_ms(v):
+    return "—" if v is None else f"{v:.2f}"
+
+
+def fmt_us(v):
+    if v is None:
+        return "—"
+    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
 
 
 def fmt_cv(v):
@@ -279,6 +298,192 @@ class Report:
                    f"{verdict(ok)} |")
         self.w()
 
+    def timer_100k(self):
+        r = "timer_100k"
+        self.w(f"## `{r}`: 100k one-shot timers, armed then dispatched (libuv's million_timers, scaled down)")
+        self.w()
+        self.w("One run per repetition: the i-th of 100k timers is armed for (2 + i/1000) ms "
+               "after the start (libuv's `million_timers` loop, which bumps a 1 ms timeout "
+               "every 1000 timers; the last is due at 101 ms), then the loop runs until all "
+               "fired. aio: `aio::Timer::arm_at()` (Clock::realtime, ns), `ctx->poll(true)`; "
+               "aio_glib: the same timers, `g_main_context_iteration(mc, TRUE)`; "
+               "uv: `uv_timer_start(timeout)`, `uv_run(UV_RUN_DEFAULT)`; glib: "
+               "`g_timeout_source_new` + `g_source_set_callback` + `g_source_attach` + "
+               "`g_source_unref` per timer (what `g_timeout_add` does) on a private "
+               "GMainContext. **insert**: thread CPU time of the arming loop per timer "
+               "(aio and uv arm handles constructed beforehand — aio's `Timer` construction "
+               "is shown separately as *create*; glib has no separate arm, so its insert "
+               "includes creating the source). *insert, warm list*: the same arming done "
+               "again after the run, on lists that are empty but whose arrays kept their "
+               "capacity (deadlines an hour out, then cancelled), for aio and uv; not part of "
+               "the goals: the gap to *insert* is what a fresh aio context pays for growing "
+               "its heap array (libuv's heap is intrusive). **dispatch**: thread CPU time "
+               "(`CLOCK_THREAD_CPUTIME_ID`, so idle sleep is excluded) from the end of "
+               "arming until the last callback, per timer. **lateness**: fire time "
+               "(CLOCK_MONOTONIC read in the callback) minus the deadline each "
+               "implementation computed (libuv: its cached loop time in whole ms + timeout; "
+               "GLib: the source's ready time; aio: the exact ns passed to `arm_at`); "
+               "timers whose deadline passed while the loop was still arming count as late. "
+               "**last fire**: ms from the start of arming to the last callback (ideal 101). "
+               "Medians over repetitions. Reference: uv. Goals: aio insert and dispatch "
+               "≤ 1.5× uv, aio mean lateness ≤ 2× uv, no early fires.")
+        self.w()
+        ref = self.row(f"{r}/uv")
+        refv = {}
+        if ref.found():
+            for k in ("insert_ns", "dispatch_cpu_ns", "late_mean_ms"):
+                refv[k] = ref.counter(k)
+        self.w("| impl | insert ns/timer | (insert, warm list) | (create ns/timer) | dispatch CPU ns/timer | "
+               "mean lateness ms | max lateness ms | last fire ms | early fires | "
+               "vs uv (insert / dispatch / lateness) | goal | result |")
+        self.w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+        goals = {"insert_ns": 1.5, "dispatch_cpu_ns": 1.5, "late_mean_ms": 2.0}
+        labels = {"insert_ns": "insert", "dispatch_cpu_ns": "dispatch CPU",
+                  "late_mean_ms": "mean lateness"}
+        for impl in ["aio", "aio_glib", "glib", "uv"]:
+            name = f"{r}/{impl}"
+            b = self.row(name)
+            if not b.found():
+                if impl != "uv" or name in self.errors:
+                    self.w(f"| {impl} | {self.missing(name)} | | | | | | | | | | |")
+                continue
+            c = {k: b.counter(k) for k in ("insert_ns", "insert_warm_ns", "create_ns", "dispatch_cpu_ns",
+                                           "late_mean_ms", "late_max_ms", "last_fire_ms",
+                                           "early_fires")}
+            ratios = {k: (c[k] / refv[k] if refv.get(k) and c[k] is not None else None)
+                      for k in goals}
+            goal, ok = "—", None
+            early = c["early_fires"]
+            if impl == "aio":
+                oks = []
+                for k, g in goals.items():
+                    o = ratios[k] is not None and ratios[k] <= g
+                    oks.append(o)
+                    self.check(r, f"aio {labels[k]} vs uv", fmt_ratio(ratios[k]),
+                               f"≤ {g:g}× uv", o)
+                goal = "≤ 1.5× / 1.5× / 2× uv, 0 early"
+                ok = all(oks)
+            if impl in ("aio", "aio_glib"):
+                e_ok = early is not None and early == 0
+                self.check(r, f"{impl} early fires", "?" if early is None else f"{early:g}",
+                           "0", e_ok)
+                if impl == "aio_glib":
+                    goal, ok = "0 early", e_ok
+                else:
+                    ok = ok and e_ok
+            self.w(f"| {impl} | {fmt_ns(c['insert_ns'])} | {fmt_ns(c['insert_warm_ns'])} | "
+                   f"{fmt_ns(c['create_ns'])} | "
+                   f"{fmt_ns(c['dispatch_cpu_ns'])} | {fmt_ms(c['late_mean_ms'])} | "
+                   f"{fmt_ms(c['late_max_ms'])} | {fmt_ms(c['last_fire_ms'])} | "
+                   f"{'—' if early is None else f'{early:g}'} | "
+                   + ("1 (ref)" if impl == "uv" else
+                      " / ".join(fmt_ratio(ratios[k]) for k in goals))
+                   + f" | {goal} | {verdict(ok)} |")
+        self.w()
+
+    def timer_rearm(self):
+        r = "timer_rearm"
+        self.w(f"## `{r}`: one timer re-armed from its own callback, same timer pass (ns per re-arm)")
+        self.w()
+        self.w("aio/aio_glib: an `aio::Timer` whose callback calls `arm_at(0)` (a time in the "
+               "past, so ≤ the pass's `now`: it runs again in the same timer pass, with no "
+               "loop iteration in between) until 10k re-arms, then stops; one benchmark "
+               "iteration is `arm_at(0)` + one `ctx->poll(false)` (aio) or one "
+               "`g_main_context_iteration(mc, FALSE)` (aio_glib). uv: `uv_timer_start(h, cb, "
+               "0, 0)` from the callback, one `uv_run(UV_RUN_NOWAIT)` per 10k (libuv 1.44 "
+               "re-runs it in the same `uv__run_timers` pass too). A warm-up pass runs before "
+               "timing; heap allocations are counted over the timed loop. Reference: uv. "
+               "Goal: aio ≤ 50 ns per re-arm and 0 allocations.")
+        self.w()
+        ref = self.row(f"{r}/uv")
+        ref_ns = ref.ns() / REARM if ref.found() else None
+        self.w("| impl | median ns/re-arm | wall ns/re-arm | cv | vs uv | heap allocs/re-arm | "
+               "passes that needed a 2nd iteration | goal | result |")
+        self.w("|---|---:|---:|---:|---:|---:|---:|---|---|")
+        for impl in ["aio", "aio_glib", "uv"]:
+            name = f"{r}/{impl}"
+            b = self.row(name)
+            if not b.found():
+                if impl != "uv" or name in self.errors:
+                    self.w(f"| {impl} | {self.missing(name)} | | | | | | | |")
+                continue
+            per = b.ns() / REARM
+            allocs = b.counter("allocs_per_rearm")
+            short = b.counter("short_passes")
+            goal, ok = "—", None
+            if impl == "aio":
+                goal = "≤ 50 ns, 0 allocs"
+                ok = per <= 50 and allocs is not None and allocs == 0
+                self.check(r, "aio ns/re-arm, allocs/re-arm",
+                           f"{fmt_ns(per)} ns, {'?' if allocs is None else f'{allocs:g}'}",
+                           goal, ok)
+            ratio = per / ref_ns if ref_ns else None
+            self.w(f"| {impl} | {fmt_ns(per)} | {fmt_ns(b.wall() / REARM)} | {fmt_cv(b.cv())} | "
+                   f"{'1 (ref)' if impl == 'uv' else fmt_ratio(ratio)} | "
+                   f"{'— (malloc not counted)' if allocs is None else f'{allocs:g}'} | "
+                   f"{'—' if short is None else f'{short:g}'} | {goal} | {verdict(ok)} |")
+        self.w()
+
+    def timer_250us_glib(self):
+        r = "timer_250us_glib"
+        self.w(f"## `{r}`: a 250 µs periodic timer under `g_main_loop_run` (lateness µs)")
+        self.w()
+        self.w("One 2 s run per repetition. aio_glib: an `aio::Timer` re-armed from its "
+               "callback for **its fire time + 250 µs** (`arm_at(now + 250 µs)`, GLib's own "
+               "re-arm rule, so every fire is an independent wake-up and a stall of the loop "
+               "makes one late sample rather than a burst of catch-up fires) on our context "
+               "attached to a private "
+               "GMainContext, driven by `g_main_loop_run`; aio: the same timer driven by "
+               "`ctx->poll(true)`, for reference. glib: `g_timeout_add(1 ms)` at its best "
+               "(`g_timeout_source_new(1)` on a private GMainContext, `g_main_loop_run`; GLib "
+               "re-arms at dispatch time + 1 ms and sleeps in whole ms, so it cannot do "
+               "250 µs), lateness against its nominal deadline (the source's ready time when "
+               "dispatched). Lateness = CLOCK_MONOTONIC read first thing in the callback "
+               "minus the deadline; p50/p99/max are per run, then the median over "
+               "repetitions. An early fire (negative lateness) must never happen. "
+               "floor: a bare loop around a blocking timerfd (absolute CLOCK_MONOTONIC, no "
+               "timer slack) re-armed the same way, the best wake-up the machine offers; "
+               "its p99 bounds what any loop can reach here. "
+               "CPU µs/fire: the loop thread's CPU time over the run per fire. "
+               "Goal: aio_glib p99 ≤ 0.2× glib p99, 0 early fires.")
+        self.w()
+        ref = self.row(f"{r}/glib")
+        ref_p99 = ref.counter("late_p99_us") if ref.found() else None
+        self.w("| impl | period | fires | p50 lateness µs | p99 lateness µs | max lateness µs | "
+               "fires > 500 µs late | early fires | CPU µs/fire | p99 vs glib | goal | result |")
+        self.w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+        for impl in ["aio", "aio_glib", "glib", "floor"]:
+            name = f"{r}/{impl}"
+            b = self.row(name)
+            if not b.found():
+                self.w(f"| {impl} | {self.missing(name)} | | | | | | | | | | |")
+                continue
+            c = {k: b.counter(k) for k in ("fires", "late_p50_us", "late_p99_us",
+                                           "late_max_us", "late_over_500us", "early_fires",
+                                           "cpu_us_per_fire")}
+            ratio = c["late_p99_us"] / ref_p99 if ref_p99 and c["late_p99_us"] is not None else None
+            early = c["early_fires"]
+            e_ok = early is not None and early == 0
+            goal, ok = "—", None
+            if impl == "aio_glib":
+                p_ok = ratio is not None and ratio <= 0.2
+                self.check(r, "aio_glib p99 lateness vs glib p99", fmt_ratio(ratio),
+                           "≤ 0.2× glib", p_ok)
+                goal, ok = "≤ 0.2× glib p99, 0 early", p_ok and e_ok
+            if impl in ("aio", "aio_glib"):
+                self.check(r, f"{impl} early fires", "?" if early is None else f"{early:g}",
+                           "0", e_ok)
+                if impl == "aio":
+                    goal, ok = "0 early", e_ok
+            self.w(f"| {impl} | {'1 ms' if impl == 'glib' else '250 µs'} | "
+                   f"{'—' if c['fires'] is None else format(c['fires'], ',.0f')} | "
+                   f"{fmt_us(c['late_p50_us'])} | {fmt_us(c['late_p99_us'])} | {fmt_us(c['late_max_us'])} | "
+                   f"{'—' if c['late_over_500us'] is None else format(c['late_over_500us'], 'g')} | "
+                   f"{'—' if early is None else f'{early:g}'} | {fmt_us(c['cpu_us_per_fire'])} | "
+                   f"{'1 (ref)' if impl == 'glib' else fmt_ratio(ratio)} | {goal} | "
+                   f"{verdict(ok)} |")
+        self.w()
+
 
 def cpu_model():
     try:
@@ -336,6 +541,9 @@ def main():
     rep.bh_batch_10k()
     rep.glib_iteration()
     rep.fd_1000_one_ready()
+    rep.timer_100k()
+    rep.timer_rearm()
+    rep.timer_250us_glib()
 
     opts = build_options(args.build_dir)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -355,7 +563,10 @@ def main():
         "sleeps, since work is made ready before the loop waits, so CPU time equals wall "
         "time on an idle machine and is less disturbed when other processes share the "
         "vCPUs), the median wall time next to it, and cv, the coefficient of variation of "
-        "CPU time across repetitions.",
+        "CPU time across repetitions. The timer rows are the exception: "
+        "`timer_100k` and `timer_250us_glib` sleep by design (they wait for deadlines), run "
+        "once per repetition and report their own counters (thread CPU time, lateness), "
+        "again as the median over repetitions; `timer_rearm` is an ordinary CPU-bound row.",
         "",
         "## Run",
         "",
@@ -392,14 +603,20 @@ def main():
         "(`--benchmark_min_time=0.01`).",
         "- Everything (contexts, BHs, eventfds, sources, libuv handles) is created before "
         "the timed loop and torn down after it; the loops only schedule, signal and "
-        "dispatch. Each benchmark checks that exactly the expected number of callbacks ran "
-        "and reports an error otherwise.",
+        "dispatch (exception: `timer_100k/glib`, whose insert creates the sources, as "
+        "`g_timeout_add` does). Each benchmark checks that exactly the expected number of "
+        "callbacks ran and reports an error otherwise.",
         "- Heap allocations are counted by replacing the global `operator new` in the "
         "benchmark binary (it also intercepts the library's calls). `malloc()` is not "
         "counted, so the column is only meaningful for aio/aio_glib. The one-shot chain "
         "shows the one allocation per `schedule()` the API documents.",
         "- `glib_iteration/*/10000` needs ~10k fds: aio-bench raises RLIMIT_NOFILE to the "
         "hard limit and skips the row with an error if that is not enough.",
+        "- Timer lateness is wall-clock behaviour: on a shared VM a runnable neighbour "
+        "delays the wake-up of a sleeping loop, so the lateness columns (unlike the CPU "
+        "columns) are only as good as the machine was quiet (see the load average above). "
+        "Sleeping waits are subject to the kernel's timer slack (50 µs by default) for "
+        "poll/ppoll timeouts; a timerfd (used by aio_glib) is not.",
         "- On a shared VM, other processes inflate wall time far more than CPU time; the "
         "wall column shows how busy the machine was. Rerun when the load average is low "
         "for tighter numbers.",

@@ -200,8 +200,12 @@ void TimerList::arm(TimerNode* n, std::int64_t expire_ns, bool anticipate) noexc
             publish_head_locked();
         }
     }
-    if (became_head) {
-        ctx_->notify();  // the loop may be sleeping towards a later deadline
+    // The loop may be sleeping towards a later deadline. Not if we are the loop: it
+    // recomputes its timeout before it next waits, and a notify would only make that
+    // wait return at once for nothing.
+    if (became_head &&
+        ctx_->owner_tid_.load(std::memory_order_relaxed) != ContextImpl::current_tid()) {
+        ctx_->notify();
     }
 }
 
@@ -230,7 +234,9 @@ void TimerList::destroy(TimerNode* n) noexcept
             n->destroy_after_run = true;
             return;
         }
+        ++waiters_;
         idle_cv_.wait(lk, [n] { return !n->running; });
+        --waiters_;
         if (n->expire.load(std::memory_order_relaxed) >= 0) {
             remove_locked(n);
             publish_head_locked();
@@ -286,9 +292,11 @@ bool TimerList::run() noexcept
             std::unique_ptr<TimerNode>{n};
             lk.lock();
         }
-        idle_cv_.notify_all();  // destroy() from another thread may be waiting on n
+        if (waiters_ > 0) {
+            idle_cv_.notify_all();  // destroy() from another thread is waiting on n
+        }
     }
-    if (--passes_ == 0) {
+    if (--passes_ == 0 && waiters_ > 0) {
         idle_cv_.notify_all();
     }
     return ran;
@@ -302,7 +310,9 @@ void TimerList::wait_idle() noexcept
         ctx_->fatal("set_virtual_clock_enabled(false) called from a virtual-clock timer "
                     "callback: it would wait for its own timer pass");
     }
+    ++waiters_;
     idle_cv_.wait(lk, [this] { return passes_ == 0; });
+    --waiters_;
 }
 
 // --- TimerListGroup ------------------------------------------------------------------

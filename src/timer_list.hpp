@@ -85,6 +85,7 @@ private:
     std::uint64_t next_seq_ = 0;       // guarded by mutex_
     int passes_ = 0;                   // guarded by mutex_: run() passes in progress
     int pass_tid_ = 0;                 // guarded by mutex_: thread of the running pass
+    int waiters_ = 0;                  // guarded by mutex_: threads blocked on idle_cv_
     // The heap top's deadline, or -1: a lock-free hint for deadline_ns() and run().
     std::atomic<std::int64_t> head_expire_{-1};
 };

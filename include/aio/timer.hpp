@@ -61,8 +61,12 @@ public:
     ~Timer();
 
     // Arms (or moves) the timer to fire at absolute time t (in the timer's scale, on its
-    // clock). A time in the past fires on the next iteration; INT64_MAX never fires.
-    // Wakes the loop if this became the list's earliest deadline. Any thread.
+    // clock). A time in the past fires on the next iteration (or, when a timer re-arms
+    // itself from its callback for a time <= that pass's `now`, again in the same pass,
+    // as in QEMU: a callback that always does so never lets the pass end; use
+    // arm_after(0) to run once per iteration). INT64_MAX never fires. Wakes the loop if
+    // this became the list's earliest deadline and the caller is not the loop itself.
+    // Any thread.
     void arm_at(std::int64_t t) noexcept;
     // arm_at(now + delta), saturating. Any thread.
     void arm_after(std::int64_t delta) noexcept;
