@@ -14,6 +14,7 @@
 #include "context_impl.hpp"
 
 #include <algorithm>
+#include <sched.h>
 #include <stdexcept>
 #include <string>
 
@@ -33,6 +34,11 @@ bool pollable(const FdNode* n) noexcept
 
 bool ContextImpl::busy_poll(ReadyList& ready, std::int64_t timeout, std::int64_t t0) noexcept
 {
+    // Our wake-ups come from a thread on this very CPU: while we spin it cannot run, so
+    // spinning only delays the event we wait for. Sleep at once instead.
+    if (last_notify_cpu_.load(std::memory_order_relaxed) == sched_getcpu()) {
+        return false;
+    }
     std::int64_t window = 0;
     for (FdNode* n = handlers_.load(std::memory_order_acquire); n != nullptr;
          n = n->next.load(std::memory_order_acquire)) {

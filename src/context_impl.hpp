@@ -301,6 +301,9 @@ public:
 
     std::recursive_mutex user_lock_;
 
+    // The CPU the last cross-thread notify() ran on (-1: none yet); a hint, relaxed.
+    std::atomic<int> last_notify_cpu_{-1};
+
     // Adaptive busy polling parameters (set from any thread; a stale read is harmless).
     std::atomic<std::int64_t> poll_max_ns_{0};
     std::atomic<std::int64_t> poll_grow_{0};

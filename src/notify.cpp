@@ -13,10 +13,21 @@
 // lands after the clear stays visible for the next iteration instead of being lost.
 #include "context_impl.hpp"
 
+#include <sched.h>
+
 namespace aio {
 
 void ContextImpl::notify() noexcept
 {
+    // Remember where cross-thread notifies come from: a busy poller sharing that CPU
+    // would only keep its peer from running (see busy_poll()).
+    const int home = home_tid_.load(std::memory_order_relaxed);
+    if (home != 0 && home != current_tid()) {
+        const int cpu = sched_getcpu();  // vDSO
+        if (last_notify_cpu_.load(std::memory_order_relaxed) != cpu) {
+            last_notify_cpu_.store(cpu, std::memory_order_relaxed);
+        }
+    }
     // fence(R): everything the caller published (BH link, handler node) is visible before
     // `notified`; paired with fence(D) in notify_accept().
     std::atomic_thread_fence(std::memory_order_release);
