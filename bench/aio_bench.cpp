@@ -1379,10 +1379,14 @@ void raise_fd_limit() noexcept
 
 }  // namespace
 
+void register_mt();  // aio_bench_mt.cpp
+
 int main(int argc, char** argv)
 {
+    setenv("UV_THREADPOOL_SIZE", "2", 0);  // match GThreadPool(max_threads=2)
     raise_fd_limit();
     register_all();
+    register_mt();
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
         return 1;

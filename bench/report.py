@@ -19,6 +19,8 @@ TO_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
 BATCH = 10_000  # BHs per bh_batch_10k iteration (bench/aio_bench.cpp: kBatch)
 REARM = 10_000  # re-arms per timer_rearm iteration (bench/aio_bench.cpp: kRearm)
+POOL_BATCH = 1024  # jobs per pool_window64 iteration (bench/aio_bench_mt.cpp: kPoolBatch)
+MISSED_TRIALS = 2000  # trials per missed_notify repetition (aio_bench_mt.cpp: kMissedTrials)
 
 IMPL_ORDER = ["aio", "aio_glib", "glib", "uv", "floor"]
 
@@ -484,6 +486,177 @@ class Report:
                    f"{verdict(ok)} |")
         self.w()
 
+    # --- multi-threaded rows (bench/aio_bench_mt.cpp): wall time -------------------------
+
+    def pool(self):
+        self.w("")
+        self.w("## pool_roundtrip, pool_window64")
+        self.w("")
+        self.w("Submit → trivial work on a worker → completion callback in the loop thread; 2 "
+               "workers everywhere (`set_limits(0, 2)`, `UV_THREADPOOL_SIZE=2`, "
+               "`g_thread_pool_new(max_threads=2)`). aio: `ctx->thread_pool().submit(work, done)` "
+               "+ `ctx->poll(true)`; uv: `uv_queue_work` + `uv_run(UV_RUN_ONCE)`; glib: "
+               "GThreadPool whose worker `g_main_context_invoke`s the completion onto a private "
+               "GMainContext. `pool_roundtrip`: 1 job in flight, µs per job; `pool_window64`: "
+               "64 in flight, ns per job (batches of "
+               f"{POOL_BATCH}). **Wall time** (the loop sleeps). eventfd writes per wake-up = "
+               "`eventfd_writes / blocking_waits` from `ctx->stats()`.")
+        self.w("")
+        self.w("| row | impl | median wall per job | cv | vs uv | vs glib | eventfd writes / wake-up | "
+               "wake-ups / job | goal | result |")
+        self.w("|---|---|---:|---:|---:|---:|---:|---:|---|---|")
+        for r, per in (("pool_roundtrip", 1), ("pool_window64", POOL_BATCH)):
+            ref = {i: self.row(f"{r}/{i}") for i in ("uv", "glib")}
+            refv = {i: (x.wall() / per if x.found() else None) for i, x in ref.items()}
+            for impl in ("aio", "uv", "glib"):
+                row = self.row(f"{r}/{impl}")
+                if not row.found():
+                    self.w(f"| {r} | {impl} | {self.missing(row.name)} | | | | | | | |")
+                    continue
+                v = row.wall() / per
+                vs = {i: (v / refv[i] if refv[i] else None) for i in refv}
+                goal, ok = "—", None
+                evw = row.counter("evw_per_wake")
+                wpj = row.counter("waits_per_item")
+                if impl == "aio":
+                    if r == "pool_window64":
+                        goal = "≤ 1.0× uv, ≤ 0.25× glib, ≤ 1 evw/wake"
+                        ok1 = vs["uv"] is not None and vs["uv"] <= 1.0
+                        ok2 = vs["glib"] is not None and vs["glib"] <= 0.25
+                        self.check(r, "aio vs uv (ns/job)", fmt_ratio(vs["uv"]), "≤ 1.0×", ok1)
+                        self.check(r, "aio vs glib (ns/job)", fmt_ratio(vs["glib"]), "≤ 0.25×", ok2)
+                    else:
+                        best = min(x for x in refv.values() if x)
+                        goal = "≤ 1.0× best peer, ≤ 1 evw/wake"
+                        ok1 = v / best <= 1.0
+                        self.check(r, "aio vs best peer (µs/job)", fmt_ratio(v / best), "≤ 1.0×", ok1)
+                        ok2 = True
+                    ok3 = evw is not None and evw <= 1.0
+                    self.check(r, "eventfd writes per wake-up", f"{evw:.2f}", "≤ 1", ok3)
+                    ok = ok1 and ok2 and ok3
+                val = fmt_us(v / 1e3) + " µs" if per == 1 else fmt_ns(v) + " ns"
+                self.w(f"| {r} | {impl} | {val} | {fmt_cv(row.cv())} | "
+                       f"{fmt_ratio(vs['uv'])} | {fmt_ratio(vs['glib'])} | "
+                       f"{'—' if evw is None else f'{evw:.2f}'} | "
+                       f"{'—' if wpj is None else f'{wpj:.3f}'} | {goal} | {verdict(ok)} |")
+
+    def xthread_rtt(self):
+        r = "xthread_rtt"
+        places = [(0, "different CPUs (0, 1)"), (1, "same CPU (0)"), (2, "unpinned")]
+        self.w("")
+        self.w("## xthread_rtt")
+        self.w("")
+        self.w("Round trip between two threads, **wall µs per round trip** (median of 5). aio: "
+               "the benchmark thread schedules a one-shot BH on an `aio::IOThread`'s context, "
+               "which schedules one back onto a context the benchmark thread drives with "
+               "`poll(true)`; both contexts get the same `set_poll_params(max_ns)` (0 = off, "
+               "32768 = the IOThread default, adaptive). glib: `g_main_context_invoke` between "
+               "two GMainContexts; uv: `uv_async_send` between two loops; floors: eventfd + "
+               "`epoll_wait`, raw `FUTEX_WAIT/WAKE`, and an atomic-flag spin (with `sched_yield` "
+               "every 256 pauses so that the same-CPU case progresses). Placement: pinned with "
+               "`pthread_setaffinity_np`. The poll-hit / busy-poll columns are per round trip "
+               "for each side (peer = IOThread, main = benchmark thread).")
+        self.w("")
+        self.w("| placement | impl | µs / round trip | cv | vs floor_eventfd | vs floor_spin | "
+               "eventfd writes / rtt | poll hits peer / main | busy-poll ns peer / main | "
+               "blocking waits peer / main | goal | result |")
+        self.w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+        impls = [("aio", 0, "aio, polling off"), ("aio", 32768, "aio, poll 32768"),
+                 ("glib", 0, "glib"), ("uv", 0, "uv"), ("floor_eventfd", 0, "floor eventfd"),
+                 ("floor_futex", 0, "floor futex"), ("floor_spin", 0, "floor spin")]
+        for p, pname in places:
+            ef = self.row(f"{r}/floor_eventfd/{p}/0")
+            sp = self.row(f"{r}/floor_spin/{p}/0")
+            off = self.row(f"{r}/aio/{p}/0")
+            efv = ef.wall() if ef.found() else None
+            spv = sp.wall() if sp.found() else None
+            offv = off.wall() if off.found() else None
+            for impl, poll, label in impls:
+                row = self.row(f"{r}/{impl}/{p}/{poll}")
+                if not row.found():
+                    self.w(f"| {pname} | {label} | {self.missing(row.name)} | | | | | | | | | |")
+                    continue
+                v = row.wall()
+                goal, ok = "—", None
+                c = row.counter
+                if impl == "aio" and poll == 0:
+                    goal = "≤ 1.1× floor eventfd"
+                    ok = efv is not None and v / efv <= 1.1
+                    self.check(r, f"polling off, {pname}: vs eventfd floor",
+                               fmt_ratio(v / efv if efv else None), "≤ 1.1×", ok)
+                elif impl == "aio" and p == 0:
+                    goal = "≤ 3× floor spin"
+                    ok = spv is not None and v / spv <= 3.0
+                    self.check(r, f"poll 32768, {pname}: vs spin floor",
+                               fmt_ratio(v / spv if spv else None), "≤ 3×", ok)
+                elif impl == "aio" and p == 1:
+                    goal = "≤ 1.5× aio polling off"
+                    ok = offv is not None and v / offv <= 1.5
+                    self.check(r, f"poll 32768, {pname}: vs polling off",
+                               fmt_ratio(v / offv if offv else None), "≤ 1.5×", ok)
+                if impl == "aio":
+                    extra = (f"{c('evw_per_rtt'):.3f} | {c('peer_poll_hits'):.3f} / "
+                             f"{c('main_poll_hits'):.3f} | {c('peer_poll_ns'):,.0f} / "
+                             f"{c('main_poll_ns'):,.0f} | {c('peer_waits'):.3f} / {c('main_waits'):.3f}")
+                else:
+                    extra = "— | — | — | —"
+                self.w(f"| {pname} | {label} | {fmt_us(v / 1e3)} | {fmt_cv(row.cv())} | "
+                       f"{fmt_ratio(v / efv if efv else None)} | "
+                       f"{fmt_ratio(v / spv if spv else None)} | {extra} | {goal} | {verdict(ok)} |")
+
+    def idle_cpu(self):
+        r = "idle_cpu"
+        row = self.row(f"{r}/aio")
+        self.w("")
+        self.w("## idle_cpu")
+        self.w("")
+        self.w("An `aio::IOThread` with default polling (32768) and no events for 2 s; CPU time "
+               "of that thread from `pthread_getcpuclockid` (ns resolution), as % of the wall "
+               "time. Median of 5.")
+        self.w("")
+        self.w("| impl | CPU % | loop iterations in 2 s | busy-poll µs | goal | result |")
+        self.w("|---|---:|---:|---:|---|---|")
+        if not row.found():
+            self.w(f"| aio | {self.missing(row.name)} | | | | |")
+            return
+        pct = row.counter("cpu_pct")
+        ok = self.check(r, "IOThread CPU while idle", f"{pct:.3f}%", "< 1%", pct < 1.0)
+        self.w(f"| aio | {pct:.3f} | {row.counter('iterations_2s'):g} | "
+               f"{row.counter('busy_poll_us'):g} | < 1% | {verdict(ok)} |")
+
+    def missed_notify(self):
+        r = "missed_notify"
+        self.w("")
+        self.w("## missed_notify")
+        self.w("")
+        self.w(f"An IOThread sleeps on a 500 ms timer; the benchmark thread sleeps 0.5 ms, then "
+               f"schedules a one-shot BH and spins until it ran: wake latency = BH run time − "
+               f"schedule time. **{MISSED_TRIALS} trials per repetition** (shortened from 10 000 "
+               f"to fit the run), 5 repetitions; the table gives the median over repetitions of "
+               f"each repetition's p50/p99/max, and the worst max. Goal: every trial ≤ 2× "
+               f"`xthread_rtt` (aio, polling off, unpinned).")
+        self.w("")
+        self.w("| poll max_ns | p50 µs | p99 µs | max µs (median) | max µs (worst rep) | "
+               "2× xthread_rtt µs | goal | result |")
+        self.w("|---:|---:|---:|---:|---:|---:|---|---|")
+        ref = self.row("xthread_rtt/aio/2/0")
+        lim = 2 * ref.wall() / 1e3 if ref.found() else None
+        for poll in (0, 32768):
+            row = self.row(f"{r}/aio/{poll}")
+            if not row.found():
+                self.w(f"| {poll} | {self.missing(row.name)} | | | | | | |")
+                continue
+            # the "max" aggregate (ComputeStatistics in aio_bench_mt.cpp) is the worst
+            # repetition; without it fall back to the median repetition's max
+            worst = row.agg["max"].get("max_us") if "max" in row.agg else None
+            worst = worst if worst is not None else row.counter("max_us")
+            ok = lim is not None and worst <= lim
+            self.check(r, f"poll {poll}: worst trial vs 2× xthread_rtt",
+                       f"{worst:,.0f} µs", f"≤ {lim:.0f} µs" if lim else "—", ok)
+            self.w(f"| {poll} | {row.counter('p50_us'):.1f} | {row.counter('p99_us'):.1f} | "
+                   f"{row.counter('max_us'):,.0f} | {worst:,.0f} | "
+                   f"{'—' if lim is None else f'{lim:.0f}'} | every trial ≤ 2× rtt | {verdict(ok)} |")
+
 
 def cpu_model():
     try:
@@ -544,6 +717,10 @@ def main():
     rep.timer_100k()
     rep.timer_rearm()
     rep.timer_250us_glib()
+    rep.pool()
+    rep.xthread_rtt()
+    rep.idle_cpu()
+    rep.missed_notify()
 
     opts = build_options(args.build_dir)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -617,6 +794,9 @@ def main():
         "columns) are only as good as the machine was quiet (see the load average above). "
         "Sleeping waits are subject to the kernel's timer slack (50 µs by default) for "
         "poll/ppoll timeouts; a timerfd (used by aio_glib) is not.",
+        "- The multi-threaded rows (`pool_*`, `xthread_rtt`, `idle_cpu`, `missed_notify`; "
+        "bench/aio_bench_mt.cpp) sleep by design and are reported in **wall time** "
+        "(`UseRealTime`, `--benchmark_min_time` 0.2 s each), not CPU time.",
         "- On a shared VM, other processes inflate wall time far more than CPU time; the "
         "wall column shows how busy the machine was. Rerun when the load average is low "
         "for tighter numbers.",
