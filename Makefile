@@ -92,3 +92,12 @@ bench: bench-deps build
 
 clean:
 	rm -rf $(BUILD) build-ci-*
+
+# `make soak` (long; not in CI): the TSan stress and slow suites repeated for 10 minutes
+# each, then the API-sequence fuzzer for an hour; one summary line at the end.
+# SOAK_STRESS_S and SOAK_FUZZ_S (seconds) shorten or lengthen the two parts.
+SOAK_PKGS := $(BASE_PKGS) clang libclang-rt-14-dev
+.PHONY: soak
+soak:
+	$(call need-packages,$(SOAK_PKGS))
+	bash verify/soak.sh

@@ -258,9 +258,10 @@ bool ContextImpl::dispatch_ready(ReadyList& ready, const IterPoll* it) noexcept
                 note_dispatch(n);
             }
         }
-        // The read callback may have removed or replaced this handler.
+        // The read callback may have removed or replaced this handler, or disabled
+        // external clients.
         if (n->h.write && (rev & kWriteEvents) != 0 &&
-            !n->deleted.load(std::memory_order_acquire)) {
+            !n->deleted.load(std::memory_order_acquire) && node_enabled(n)) {
             n->h.write();
             if (!n->internal) {
                 progress = true;

@@ -121,6 +121,9 @@ void IOThread::stop()
         return;
     }
     stopped_ = true;
+    if (!thread_.joinable()) {
+        return;  // create() failed before the thread started: nothing to stop
+    }
     std::shared_ptr<State> st = state_;
     // A one-shot BH, not a flag plus notify(): everything scheduled before it runs first,
     // and the flag is changed by the thread itself, so no wake-up can be lost.

@@ -204,7 +204,7 @@ void TimerList::arm(TimerNode* n, std::int64_t expire_ns, bool anticipate) noexc
     // recomputes its timeout before it next waits, and a notify would only make that
     // wait return at once for nothing.
     if (became_head &&
-        ctx_->owner_tid_.load(std::memory_order_relaxed) != ContextImpl::current_tid()) {
+        ctx_->home_tid_.load(std::memory_order_relaxed) != ContextImpl::current_tid()) {
         ctx_->notify();
     }
 }
@@ -225,7 +225,7 @@ void TimerList::destroy(TimerNode* n) noexcept
 {
     {
         std::unique_lock lk(mutex_);
-        if (n->running && n->running_tid == this_tid()) {
+        if (n->running > 0 && n->running_tid == this_tid()) {
             // Destroyed from its own callback: run() frees it when the callback returns.
             if (n->expire.load(std::memory_order_relaxed) >= 0) {
                 remove_locked(n);
@@ -235,7 +235,7 @@ void TimerList::destroy(TimerNode* n) noexcept
             return;
         }
         ++waiters_;
-        idle_cv_.wait(lk, [n] { return !n->running; });
+        idle_cv_.wait(lk, [n] { return n->running == 0; });
         --waiters_;
         if (n->expire.load(std::memory_order_relaxed) >= 0) {
             remove_locked(n);
@@ -280,14 +280,16 @@ bool TimerList::run() noexcept
         }
         remove_locked(n);
         publish_head_locked();
-        n->running = true;
+        ++n->running;
         n->running_tid = pass_tid_;
         lk.unlock();  // callbacks may arm, cancel or destroy timers on this list
         n->cb();
         lk.lock();
-        n->running = false;
+        --n->running;
         ran = true;
-        if (n->destroy_after_run) {
+        // Freed by the outermost activation only: a nested poll inside the callback may
+        // have re-run (and destroyed) this very timer while the outer call still runs.
+        if (n->destroy_after_run && n->running == 0) {
             lk.unlock();
             std::unique_ptr<TimerNode>{n};
             lk.lock();

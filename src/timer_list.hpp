@@ -28,7 +28,8 @@ struct TimerNode {
     std::atomic<std::int64_t> expire{-1};
     std::uint64_t seq = 0;          // guarded by the list mutex: arming order for ties
     std::size_t heap_index = 0;     // guarded by the list mutex: valid while armed
-    bool running = false;           // guarded by the list mutex: the callback is executing
+    int running = 0;                // guarded by the list mutex: callback activations
+                                    // in progress (a nested poll may re-run the timer)
     bool destroy_after_run = false; // guarded: the handle died inside the callback
     int running_tid = 0;            // guarded: the thread running the callback
 };
