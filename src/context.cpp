@@ -122,7 +122,6 @@ void ContextImpl::enter_driver(const char* what) noexcept
               what, self, owner);
     }
     depth_ = 1;
-    owner_what_ = what;
     if (home_tid_.load(std::memory_order_relaxed) != self) {
         home_tid_.store(self, std::memory_order_relaxed);
     }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include <poll.h>
+#include <ctime>
 
 namespace aio {
 
@@ -92,6 +93,12 @@ struct FdNode {
     short revents = 0;
 };
 
+
+// A non-negative ns timeout as ppoll's timespec.
+inline timespec ns_to_timespec(std::int64_t ns) noexcept
+{
+    return timespec{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+}
 
 // In FdNode::revents: found ready by busy polling (run poll_ready), not by the kernel.
 constexpr short kPolledReady = 0x4000;
@@ -290,7 +297,6 @@ public:
     std::atomic<int> home_tid_{0};
     static int current_tid() noexcept;
     int depth_ = 0;  // owner thread only
-    const char* owner_what_ = "";  // owner thread only; for diagnostics
 
     FdMonitor fdmon_ = FdMonitor::automatic;  // home thread
     std::atomic<bool> glib_mode_{false};

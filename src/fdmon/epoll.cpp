@@ -52,8 +52,7 @@ void ContextImpl::fdmon_epoll_wait(ReadyList& ready, std::int64_t timeout_ns) no
 {
     if (timeout_ns > 0) {
         pollfd pfd{epfd_, POLLIN, 0};
-        timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000),
-                    static_cast<long>(timeout_ns % 1'000'000'000)};
+        const timespec ts = ns_to_timespec(timeout_ns);
         if (ppoll(&pfd, 1, &ts, nullptr) <= 0) {
             return;
         }

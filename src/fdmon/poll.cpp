@@ -8,15 +8,6 @@
 
 namespace aio {
 
-namespace {
-
-timespec to_timespec(std::int64_t ns) noexcept
-{
-    return timespec{static_cast<time_t>(ns / 1'000'000'000),
-                    static_cast<long>(ns % 1'000'000'000)};
-}
-
-}  // namespace
 
 void ContextImpl::fdmon_poll_wait(ReadyList& ready, std::int64_t timeout_ns) noexcept
 {
@@ -32,7 +23,7 @@ void ContextImpl::fdmon_poll_wait(ReadyList& ready, std::int64_t timeout_ns) noe
     }
     timespec ts{};
     if (timeout_ns >= 0) {
-        ts = to_timespec(timeout_ns);
+        ts = ns_to_timespec(timeout_ns);
     }
     int r = ppoll(pollfds_.data(), pollfds_.size(), timeout_ns >= 0 ? &ts : nullptr, nullptr);
     if (r <= 0) {
