@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// aio-bench, multi-threaded rows: thread pool, cross-thread round trips, idle CPU and
-// missed-notify latency. Registered by register_mt() from aio_bench.cpp's main().
+// aio-bench, multi-threaded rows: thread pool, cross-thread round trips, coroutine hops
+// and CoMutex contention, idle CPU and missed-notify latency. Registered by register_mt()
+// from aio_bench.cpp's main().
 //
 // These rows sleep by design (they measure wake-ups), so they use real (wall) time.
+#include <aio/co_mutex.hpp>
 #include <aio/context.hpp>
 #include <aio/iothread.hpp>
+#include <aio/task.hpp>
 #include <aio/thread_pool.hpp>
 #include <aio/timer.hpp>
 #include <aio/wait.hpp>
@@ -19,10 +22,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <functional>
 #include <cstdlib>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <ctime>
 #include <string>
 #include <thread>
@@ -630,6 +636,221 @@ void missed_notify_aio(benchmark::State& state)
     state.counters["trials"] = static_cast<double>(lat.size());
 }
 
+// --- co_hop -------------------------------------------------------------------------------
+// A coroutine hops A -> B -> A between two IOThreads' contexts with switch_to(); the peer
+// is the same ping-pong made of one-shot BHs (each runs on one context and schedules the
+// next on the other). One benchmark iteration is kHops round trips, started by one spawn
+// and ended by one futex wake of the benchmark thread, so those two cost 1/kHops each.
+// args: placement (A on CPU 0, B on CPU 1 / both on CPU 0 / unpinned), poll_max_ns.
+constexpr int kHops = 1000;  // round trips per co_hop iteration (report.py: CO_HOPS)
+
+struct HopPair {
+    std::shared_ptr<aio::IOThread> ta = aio::IOThread::create("hop-a");
+    std::shared_ptr<aio::IOThread> tb = aio::IOThread::create("hop-b");
+    aio::Context& a = ta->context();
+    aio::Context& b = tb->context();
+    std::atomic<int> done{0};
+
+    HopPair(int placement, std::int64_t poll_ns)
+    {
+        const int ca = main_cpu(placement);
+        const int cb = peer_cpu(placement);
+        aio::run_in(a, [ca] { pin_self(ca); });
+        aio::run_in(b, [cb] { pin_self(cb); });
+        a.set_poll_params(poll_ns);
+        b.set_poll_params(poll_ns);
+    }
+    ~HopPair()
+    {
+        ta->stop();
+        tb->stop();
+    }
+    void finish() noexcept
+    {
+        done.store(1, std::memory_order_release);
+        done.notify_one();
+    }
+    void wait() noexcept
+    {
+        done.wait(0, std::memory_order_acquire);
+        done.store(0, std::memory_order_relaxed);
+    }
+};
+
+aio::Task<void> hop_batch(HopPair& p, int n)
+{
+    for (int i = 0; i < n; ++i) {
+        co_await aio::switch_to(p.b);
+        co_await aio::switch_to(p.a);
+    }
+    p.finish();
+}
+
+void co_hop_counters(benchmark::State& state, HopPair& p, const aio::ContextStats& a0,
+                     const aio::ContextStats& b0)
+{
+    const auto a1 = p.a.stats();
+    const auto b1 = p.b.stats();
+    const double n = static_cast<double>(state.iterations()) * kHops;
+    state.counters["evw_per_rtt"] =
+        static_cast<double>(a1.eventfd_writes - a0.eventfd_writes + b1.eventfd_writes -
+                            b0.eventfd_writes) / n;
+    state.counters["waits_per_rtt"] =
+        static_cast<double>(a1.blocking_waits - a0.blocking_waits + b1.blocking_waits -
+                            b0.blocking_waits) / n;
+    state.counters["poll_hits_per_rtt"] =
+        static_cast<double>(a1.busy_poll_hits - a0.busy_poll_hits + b1.busy_poll_hits -
+                            b0.busy_poll_hits) / n;
+}
+
+void co_hop_aio(benchmark::State& state)
+{
+    HopPair p(static_cast<int>(state.range(0)), state.range(1));
+    aio::spawn(p.a, hop_batch(p, 200));  // let the adaptive windows settle
+    p.wait();
+    const auto a0 = p.a.stats();
+    const auto b0 = p.b.stats();
+    for (auto _ : state) {
+        aio::spawn(p.a, hop_batch(p, kHops));
+        p.wait();
+    }
+    co_hop_counters(state, p, a0, b0);
+}
+
+struct BhHop {
+    HopPair& p;
+    int left = 0;
+    void ping()  // on A
+    {
+        if (left-- == 0) {
+            p.finish();
+            return;
+        }
+        p.b.schedule([this] { p.a.schedule([this] { ping(); }, "hop-ping"); }, "hop-pong");
+    }
+};
+
+void co_hop_bh(benchmark::State& state)
+{
+    HopPair p(static_cast<int>(state.range(0)), state.range(1));
+    BhHop h{p};
+    auto batch = [&](int n) {
+        h.left = n;
+        p.a.schedule([&] { h.ping(); }, "hop-start");
+        p.wait();
+    };
+    batch(200);
+    const auto a0 = p.a.stats();
+    const auto b0 = p.b.stats();
+    for (auto _ : state) {
+        batch(kHops);
+    }
+    co_hop_counters(state, p, a0, b0);
+}
+
+// --- comutex_contended --------------------------------------------------------------------
+// QEMU's test-aio-multithread mutex scenarios: N contexts each run a task that takes a
+// shared CoMutex, bumps a counter and unlocks, until told to stop; the peer is N plain
+// threads doing the same with std::mutex. One iteration runs them all for kLockRunMs
+// (manual time: start to stop); items = lock/unlock pairs. arg: N (5 = QEMU's contended
+// case, 2 = its hand-off case).
+constexpr int kLockRunMs = 50;
+
+struct LockRun {
+    long counter = 0;  // guarded by the mutex under test
+    std::atomic<bool> stop{false};
+    std::atomic<int> running{0};
+
+    void finished() noexcept
+    {
+        if (running.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            running.notify_one();
+        }
+    }
+    // Lets the contenders run for kLockRunMs, stops them, and returns the seconds that took.
+    double run_and_stop() noexcept
+    {
+        const std::int64_t t0 = now_ns();
+        std::this_thread::sleep_for(std::chrono::milliseconds(kLockRunMs));
+        stop.store(true, std::memory_order_relaxed);
+        for (int r; (r = running.load(std::memory_order_acquire)) != 0;) {
+            running.wait(r, std::memory_order_acquire);
+        }
+        return static_cast<double>(now_ns() - t0) / 1e9;
+    }
+};
+
+aio::Task<void> comutex_body(aio::CoMutex& m, LockRun& run)
+{
+    while (!run.stop.load(std::memory_order_relaxed)) {
+        co_await m.lock();
+        ++run.counter;
+        m.unlock();
+    }
+    run.finished();
+}
+
+void comutex_contended_aio(benchmark::State& state)
+{
+    const int n = static_cast<int>(state.range(0));
+    std::vector<std::shared_ptr<aio::IOThread>> ts;
+    for (int i = 0; i < n; ++i) {
+        ts.push_back(aio::IOThread::create("comutex" + std::to_string(i)));
+    }
+    aio::CoMutex m;
+    LockRun run;
+    for (auto _ : state) {
+        run.stop.store(false, std::memory_order_relaxed);
+        run.running.store(n, std::memory_order_relaxed);
+        for (auto& t : ts) {
+            aio::spawn(t->context(), comutex_body(m, run));
+        }
+        state.SetIterationTime(run.run_and_stop());
+    }
+    state.SetItemsProcessed(run.counter);
+    for (auto& t : ts) {
+        t->stop();
+    }
+}
+
+void comutex_contended_std(benchmark::State& state)
+{
+    const int n = static_cast<int>(state.range(0));
+    std::mutex m;
+    LockRun run;
+    std::atomic<int> gen{0};  // > 0: run round `gen`; -1: exit
+    std::vector<std::thread> ts;
+    for (int i = 0; i < n; ++i) {
+        ts.emplace_back([&] {
+            for (int seen = 0;;) {
+                gen.wait(seen, std::memory_order_acquire);
+                seen = gen.load(std::memory_order_acquire);
+                if (seen < 0) {
+                    return;
+                }
+                while (!run.stop.load(std::memory_order_relaxed)) {
+                    std::lock_guard lk(m);
+                    ++run.counter;
+                }
+                run.finished();
+            }
+        });
+    }
+    for (auto _ : state) {
+        run.stop.store(false, std::memory_order_relaxed);
+        run.running.store(n, std::memory_order_relaxed);
+        gen.fetch_add(1, std::memory_order_release);
+        gen.notify_all();
+        state.SetIterationTime(run.run_and_stop());
+    }
+    gen.store(-1, std::memory_order_release);
+    gen.notify_all();
+    for (auto& t : ts) {
+        t.join();
+    }
+    state.SetItemsProcessed(run.counter);
+}
+
 }  // namespace
 
 void register_mt()
@@ -669,6 +890,19 @@ void register_mt()
                     RegisterBenchmark("xthread_rtt/floor_spin", xthread_rtt_floor_spin)}) {
         placements(b);
         b->UseRealTime()->MinTime(0.2)->Unit(benchmark::kMicrosecond);
+    }
+    for (auto* b : {RegisterBenchmark("co_hop/aio", co_hop_aio),
+                    RegisterBenchmark("co_hop/bh", co_hop_bh)}) {
+        for (std::int64_t poll : {0, 32768}) {
+            for (int p : {kCross, kSame, kNone}) {
+                b->Args({p, poll});
+            }
+        }
+        b->UseRealTime()->MinTime(0.2)->Unit(benchmark::kMillisecond);
+    }
+    for (auto* b : {RegisterBenchmark("comutex_contended/aio", comutex_contended_aio),
+                    RegisterBenchmark("comutex_contended/std_mutex", comutex_contended_std)}) {
+        b->Arg(5)->Arg(2)->Iterations(4)->UseManualTime()->Unit(benchmark::kMillisecond);
     }
     RegisterBenchmark("idle_cpu/aio", idle_cpu_aio)
         ->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);

@@ -20,6 +20,7 @@ TO_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 BATCH = 10_000  # BHs per bh_batch_10k iteration (bench/aio_bench.cpp: kBatch)
 REARM = 10_000  # re-arms per timer_rearm iteration (bench/aio_bench.cpp: kRearm)
 POOL_BATCH = 1024  # jobs per pool_window64 iteration (bench/aio_bench_mt.cpp: kPoolBatch)
+CO_HOPS = 1000  # round trips per co_hop iteration (bench/aio_bench_mt.cpp: kHops)
 MISSED_TRIALS = 2000  # trials per missed_notify repetition (aio_bench_mt.cpp: kMissedTrials)
 
 IMPL_ORDER = ["aio", "aio_glib", "glib", "uv", "floor"]
@@ -133,6 +134,7 @@ class Report:
         self.errors = errors
         self.out = []
         self.summary = []  # (row, check, measured, goal, ok)
+        self.multithread = []  # lines printed by the multithread suite, if given
 
     def row(self, name):
         return Row(self.runs, name)
@@ -604,6 +606,89 @@ class Report:
                        f"{fmt_ratio(v / efv if efv else None)} | "
                        f"{fmt_ratio(v / spv if spv else None)} | {extra} | {goal} | {verdict(ok)} |")
 
+    def co_hop(self):
+        r = "co_hop"
+        places = [(0, "different CPUs (0, 1)"), (1, "same CPU (0)"), (2, "unpinned")]
+        self.w("")
+        self.w("## co_hop")
+        self.w("")
+        self.w(f"A coroutine on IOThread A does `co_await switch_to(b)` then `co_await "
+               f"switch_to(a)`: one round trip A → B → A, **wall µs per round trip**, "
+               f"{CO_HOPS} round trips per iteration (the spawn that starts a batch and the "
+               f"futex wake that ends it cost 1/{CO_HOPS} each), median of 5. Peer `bh`: "
+               f"the same ping-pong between the same two IOThreads made of one-shot BHs "
+               f"(`a.schedule` → `b.schedule` → …). `xthread_rtt` (benchmark thread ↔ one "
+               f"IOThread, one-shot BHs) is repeated for reference. Both IOThreads get "
+               f"`set_poll_params(max_ns)`; placement pins A to CPU 0 and B to CPU 1 (or "
+               f"both to CPU 0). Counters are per round trip, both threads together. "
+               f"Goal (ours; performance.md has none for this row): a coroutine hop costs "
+               f"≤ 1.5× a one-shot BH hop.")
+        self.w("")
+        self.w("| placement | poll max_ns | co_hop µs | bh hop µs | co / bh | xthread_rtt µs | "
+               "eventfd writes co / bh | poll hits co / bh | blocking waits co / bh | goal | "
+               "result |")
+        self.w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+        for poll in (0, 32768):
+            for p, pname in places:
+                co = self.row(f"{r}/aio/{p}/{poll}")
+                bh = self.row(f"{r}/bh/{p}/{poll}")
+                xt = self.row(f"xthread_rtt/aio/{p}/{poll}")
+                if not co.found() or not bh.found():
+                    missing = co if not co.found() else bh
+                    self.w(f"| {pname} | {poll} | {self.missing(missing.name)} | | | | | | | | |")
+                    continue
+                cv = co.wall() / CO_HOPS
+                bv = bh.wall() / CO_HOPS
+                xv = xt.wall() if xt.found() else None
+                ratio = cv / bv
+                ok = self.check(r, f"{pname}, poll {poll}: coroutine vs one-shot BH hop",
+                                fmt_ratio(ratio), "≤ 1.5×", ratio <= 1.5)
+
+                def pair(key):
+                    return f"{co.counter(key):.3f} / {bh.counter(key):.3f}"
+                self.w(f"| {pname} | {poll} | {fmt_us(cv / 1e3)} | {fmt_us(bv / 1e3)} | "
+                       f"{fmt_ratio(ratio)} | {fmt_us(xv / 1e3) if xv else '—'} | "
+                       f"{pair('evw_per_rtt')} | {pair('poll_hits_per_rtt')} | "
+                       f"{pair('waits_per_rtt')} | ≤ 1.5× bh | {verdict(ok)} |")
+
+    def comutex_contended(self):
+        r = "comutex_contended"
+        self.w("")
+        self.w("## comutex_contended")
+        self.w("")
+        self.w("QEMU's test-aio-multithread mutex scenarios: N IOThreads each run a task "
+               "looping `co_await m.lock(); ++counter; m.unlock();` on one shared `aio::CoMutex` "
+               "for 50 ms per iteration (4 iterations, manual time start to stop), against N "
+               "plain threads doing the same with `std::mutex`. N = 5 is QEMU's contended "
+               "case, N = 2 its hand-off case. **Lock/unlock pairs per second**, median of 5. "
+               "performance.md row 12 asks for CoMutex ≥ pthread.")
+        self.w("")
+        self.w("| threads | CoMutex pairs/s | cv | std::mutex pairs/s | CoMutex / std::mutex | "
+               "goal | result |")
+        self.w("|---:|---:|---:|---:|---:|---|---|")
+        for n in (5, 2):
+            co = self.row(f"{r}/aio/{n}")
+            sm = self.row(f"{r}/std_mutex/{n}")
+            if not co.found() or not sm.found():
+                missing = co if not co.found() else sm
+                self.w(f"| {n} | {self.missing(missing.name)} | | | | | |")
+                continue
+            cr = co.counter("items_per_second")
+            sr = sm.counter("items_per_second")
+            c = co.agg.get("cv", {}).get("items_per_second")
+            ok = self.check(r, f"{n} threads: CoMutex vs std::mutex", fmt_ratio(cr / sr),
+                            "≥ 1.0×", cr >= sr)
+            self.w(f"| {n} | {cr / 1e6:.2f} M | {fmt_cv(c)} | {sr / 1e6:.2f} M | "
+                   f"{fmt_ratio(cr / sr)} | ≥ 1.0× | {verdict(ok)} |")
+        if self.multithread:
+            self.w("")
+            self.w("The multithread suite in the same run (`AIO_MT_SECONDS=1 "
+                   "tests/test-multithread`, printed lines):")
+            self.w("")
+            self.w("```")
+            self.out.extend(self.multithread)
+            self.w("```")
+
     def idle_cpu(self):
         r = "idle_cpu"
         row = self.row(f"{r}/aio")
@@ -706,10 +791,19 @@ def main():
     ap.add_argument("--command", default=None, help="the exact command that produced it")
     ap.add_argument("--build-dir", default=None, help="meson build dir (for the build type)")
     ap.add_argument("--output", "-o", default="-", help="Markdown file (default stdout)")
+    ap.add_argument("--multithread", default=None,
+                    help="stdout of tests/test-multithread (its printed rates are quoted)")
     args = ap.parse_args()
 
     runs, errors, ctx = load(args.results)
     rep = Report(runs, errors)
+    if args.multithread:
+        try:
+            with open(args.multithread, encoding="utf-8") as f:
+                rep.multithread = [ln.rstrip() for ln in f
+                                   if "iterations/second" in ln or ln.startswith("scheduled ")]
+        except OSError:
+            pass
     rep.bh_oneshot_chain()
     rep.bh_batch_10k()
     rep.glib_iteration()
@@ -719,6 +813,8 @@ def main():
     rep.timer_250us_glib()
     rep.pool()
     rep.xthread_rtt()
+    rep.co_hop()
+    rep.comutex_contended()
     rep.idle_cpu()
     rep.missed_notify()
 
@@ -794,7 +890,8 @@ def main():
         "columns) are only as good as the machine was quiet (see the load average above). "
         "Sleeping waits are subject to the kernel's timer slack (50 µs by default) for "
         "poll/ppoll timeouts; a timerfd (used by aio_glib) is not.",
-        "- The multi-threaded rows (`pool_*`, `xthread_rtt`, `idle_cpu`, `missed_notify`; "
+        "- The multi-threaded rows (`pool_*`, `xthread_rtt`, `co_hop`, `comutex_contended`, "
+        "`idle_cpu`, `missed_notify`; "
         "bench/aio_bench_mt.cpp) sleep by design and are reported in **wall time** "
         "(`UseRealTime`, `--benchmark_min_time` 0.2 s each), not CPU time.",
         "- On a shared VM, other processes inflate wall time far more than CPU time; the "
