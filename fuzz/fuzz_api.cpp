@@ -34,8 +34,9 @@
 //     cancel_async() promised (cancelled iff it returned true) or the job's value/exception;
 //     nothing is left pending after the drain.
 // A mismatch prints what was expected and traps (__builtin_trap), so libFuzzer saves it.
-// AIO_FUZZ_TRACE=1 prints the decoded operations; AIO_FUZZ_KNOWN_BUGS=F4,F5 stops steering
-// around the open findings of docs/reliability.md.
+// AIO_FUZZ_TRACE=1 prints the decoded operations. The harness steers around nothing: the
+// sequences of findings F-4 and F-5 (docs/reliability.md) are generated like any other and
+// their reproducers are part of the corpus.
 #include <aio/bottom_half.hpp>
 #include <aio/context.hpp>
 #include <aio/event_notifier.hpp>
@@ -101,14 +102,6 @@ bool tracing()
     std::vfprintf(stderr, fmt, ap);
     va_end(ap);
     std::fputc('\n', stderr);
-}
-
-// AIO_FUZZ_KNOWN_BUGS=F4,F5 (or =1: all): also generate the sequences of the library's
-// open findings (docs/reliability.md), which the harness otherwise steers around.
-bool known_bug(const char* id)
-{
-    const char* v = std::getenv("AIO_FUZZ_KNOWN_BUGS");
-    return v != nullptr && (std::strcmp(v, "1") == 0 || std::strstr(v, id) != nullptr);
 }
 
 #define EXPECT_MODEL(cond, what)                                                          \
@@ -736,13 +729,6 @@ struct Harness {
         if (!t.alive) {
             return;
         }
-        if (t.active > 0 && t.reentered && !known_bug("F4")) {
-            // Finding F-4 (docs/reliability.md): deleting a timer that a nested poll ran
-            // again while its outer invocation is still running is a use-after-free.
-            // AIO_FUZZ_KNOWN_BUGS=F4 lets the fuzzer do it anyway.
-            trace("  (skipped: F-4)");
-            return;
-        }
         t.alive = false;
         t.armed = false;
         t.touched |= from_cb;
@@ -800,10 +786,9 @@ struct Harness {
         FdSlot& f = fds[static_cast<std::size_t>(i)];
         const bool current = f.registered && f.gen == gen && f.rfd >= 0;
         mark_progress();
-        // Finding F-5 (docs/reliability.md): dispatch_ready() checks node_enabled() before
-        // the read callback only, so a read callback that disables external clients is
-        // followed by the same node's write callback (QEMU checks again before io_write).
-        if (current && f.external && (what != 1 || known_bug("F5"))) {
+        // Finding F-5 (docs/reliability.md, fixed): the write callback is checked again
+        // after a read callback that disabled external clients.
+        if (current && f.external) {
             EXPECT_MODEL(external_disabled == 0,
                          "an external handler was dispatched while external clients are "
                          "disabled");

@@ -6,8 +6,6 @@
 #   fuzz/run.sh replay        build, replay fuzz/corpus only
 #   fuzz/run.sh coverage      build fuzz-api-cov, replay the corpus, print llvm-cov line
 #                             coverage of src/ (the figures in docs/reliability.md)
-#   fuzz/run.sh known         replay fuzz/known-bugs/* with AIO_FUZZ_KNOWN_BUGS=1 (each is
-#                             expected to fail until its finding is fixed)
 #
 # Environment: FUZZ_BUILD (default /tmp/build-fuzz: a clang build directory with
 # -Dfuzz=enabled, configured here if missing), FUZZ_WORK (the growing corpus a fuzzing run
@@ -69,21 +67,6 @@ case $what in
         say "coverage: ok (llvm-cov-14 show $build/fuzz/fuzz-api-cov -instr-profile=$prof/corpus.profdata for line detail)"
         exit 0
         ;;
-    known)
-        build_target fuzz-api
-        bad=0
-        for f in "$here"/known-bugs/*; do
-            [ -f "$f" ] || continue
-            if AIO_FUZZ_KNOWN_BUGS=1 "$build/fuzz/fuzz-api" -runs=20 "${common[@]}" "$f" \
-                    >"$build/known-$(basename "$f").log" 2>&1; then
-                say "known: $(basename "$f") no longer fails (fixed? move it to fuzz/corpus)"
-            else
-                say "known: $(basename "$f") still fails (see $build/known-$(basename "$f").log)"
-                bad=1
-            fi
-        done
-        exit 0
-        ;;
 esac
 
 build_target fuzz-api
@@ -99,7 +82,7 @@ fi
 [ "$what" = replay ] && { say "replay: ok ($n inputs, $((SECONDS - start)) s)"; exit 0; }
 
 case $what in
-    ''|*[!0-9]*) say "usage: fuzz/run.sh [SECONDS|replay|coverage|known]"; exit 2 ;;
+    ''|*[!0-9]*) say "usage: fuzz/run.sh [SECONDS|replay|coverage]"; exit 2 ;;
 esac
 mkdir -p "$work"
 cp -n "$here"/corpus/* "$work"/ 2>/dev/null

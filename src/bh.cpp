@@ -11,6 +11,8 @@ namespace aio {
 
 BhNode* ContextImpl::new_bh(UniqueFunction<void()> fn, const char* name, unsigned flags)
 {
+    check_not_forked("schedule");
+    check_not_finalizing(flags & kBhOneshot ? "schedule" : "make_bh");
     if (!fn) {
         throw std::invalid_argument(std::string("aio::Context '") + this->name() +
                                     "': bottom half '" + (name ? name : "?") +

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <system_error>
 
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -29,8 +30,35 @@ int ContextImpl::current_tid() noexcept
     return tid;
 }
 
+std::atomic<unsigned> ContextImpl::fork_generation{0};
+
+namespace {
+
+void on_fork_child() noexcept
+{
+    ContextImpl::fork_generation.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void ContextImpl::fork_fatal(const char* what) const noexcept
+{
+    fatal("%s() in process %d, a child forked from process %d that created the context: "
+          "fork() detected; a context cannot be used across fork() (create a new one in "
+          "the child), aborting",
+          what, static_cast<int>(getpid()), creator_pid_);
+}
+
 ContextImpl::ContextImpl(std::string_view name) : name_(name)
 {
+    // Registered once per process (and inherited by children, which keep counting).
+    static const int atfork = pthread_atfork(nullptr, nullptr, on_fork_child);
+    if (atfork != 0) {
+        throw std::system_error(atfork, std::generic_category(),
+                                "aio::Context '" + name_ + "': pthread_atfork");
+    }
+    fork_gen_ = fork_generation.load(std::memory_order_relaxed);
+    creator_pid_ = static_cast<int>(getpid());
     epfd_ = epoll_create1(EPOLL_CLOEXEC);
     if (epfd_ < 0) {
         throw std::system_error(errno, std::generic_category(),
@@ -66,6 +94,19 @@ ContextImpl::~ContextImpl()
     if (tl_current == this) {
         tl_current = nullptr;
     }
+    finalizing_.store(true, std::memory_order_relaxed);
+    if (forked()) {
+        // In a forked child (a context held in a static, say, dropped at exit): the pool's
+        // workers and any driving thread exist only in the parent, so nothing here may
+        // wait for them or judge their state. Close our copies of the fds (the parent's
+        // registrations are unaffected) and leave the memory to the exiting process.
+        (void)pool_.exchange(nullptr, std::memory_order_relaxed);  // its workers are gone
+        if (timerfd_ >= 0) {
+            close(timerfd_);
+        }
+        close(epfd_);
+        return;
+    }
     // Queued work is dropped, running work is waited for, no completion runs from here.
     std::unique_ptr<ThreadPoolImpl>{pool_.exchange(nullptr, std::memory_order_acquire)};
     if (timerfd_ >= 0) {
@@ -81,6 +122,8 @@ ContextImpl::~ContextImpl()
     bh_enqueue(co_bh_, kBhDeleted);
     drain_bhs_at_finalize();
     // Handlers still registered are dropped silently (as GLib drops attached sources).
+    // Their captures may clear other handlers while being destroyed: finalizing_ makes
+    // that a no-op instead of a walk over the nodes freed here.
     FdNode* n = handlers_.exchange(nullptr, std::memory_order_relaxed);
     while (n != nullptr) {
         FdNode* next = n->next.load(std::memory_order_relaxed);
@@ -108,6 +151,7 @@ void ContextImpl::fatal(const char* fmt, ...) const noexcept
 
 void ContextImpl::enter_driver(const char* what) noexcept
 {
+    check_not_forked(what);
     const int self = current_tid();
     int owner = owner_tid_.load(std::memory_order_relaxed);
     if (owner == self) {
@@ -297,6 +341,7 @@ std::string Context::name() const
 ThreadPool& Context::thread_pool()
 {
     auto* c = ContextImpl::from(this);
+    c->check_not_forked("thread_pool");
     // acquire pairs with the release below: a pool seen is a pool fully built.
     if (ThreadPoolImpl* p = c->pool_.load(std::memory_order_acquire)) {
         return *p;
@@ -305,6 +350,7 @@ ThreadPool& Context::thread_pool()
     if (ThreadPoolImpl* p = c->pool_.load(std::memory_order_relaxed)) {
         return *p;
     }
+    c->check_not_finalizing("thread_pool");  // a new pool would outlive the context
     auto p = std::make_unique<ThreadPoolImpl>(c);
     c->pool_.store(p.get(), std::memory_order_release);
     return *p.release();

@@ -245,6 +245,34 @@ public:
     bool poll(bool blocking);
     void enter_driver(const char* what) noexcept;
     void leave_driver() noexcept;
+    // --- fork() and finalization guards (context.cpp) ------------------------------
+    // A context belongs to the process that created it: its epoll set and eventfd are
+    // shared with a forked child, and the threads that drive it or run its pool exist only
+    // in the parent. A pthread_atfork() child handler bumps the process-wide generation,
+    // so the check on every entry point costs one relaxed load.
+    static std::atomic<unsigned> fork_generation;
+    bool forked() const noexcept
+    {
+        return fork_generation.load(std::memory_order_relaxed) != fork_gen_;
+    }
+    void check_not_forked(const char* what) const noexcept
+    {
+        if (forked()) [[unlikely]] {
+            fork_fatal(what);
+        }
+    }
+    [[noreturn]] void fork_fatal(const char* what) const noexcept;
+    // Calls made while the context is being finalized (from callback captures that the
+    // finalizer destroys, or from a pool job it waits for) must not touch the dying
+    // lists: clearing is a no-op then, adding aborts.
+    void check_not_finalizing(const char* what) const noexcept
+    {
+        if (finalizing_.load(std::memory_order_relaxed)) [[unlikely]] {
+            fatal("%s() while the context is being finalized (from a callback's captured "
+                  "state or a pool job), aborting", what);
+        }
+    }
+
     [[noreturn]] void fatal(const char* fmt, ...) const noexcept
         __attribute__((format(printf, 2, 3)));
 
@@ -256,6 +284,10 @@ public:
     void ensure_glib_mode() noexcept;
 
     GSource* source_ = nullptr;
+
+    unsigned fork_gen_ = 0;  // fork_generation at creation; immutable
+    int creator_pid_ = 0;    // immutable
+    std::atomic<bool> finalizing_{false};  // set once, when finalization begins
 
     mutable std::mutex name_mutex_;
     std::string name_;  // guarded by name_mutex_

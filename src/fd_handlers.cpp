@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <stdexcept>
 #include <system_error>
+#include <tuple>
 
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -72,6 +73,8 @@ static void unlink_handler_locked(std::atomic<FdNode*>& head, FdNode* victim) no
 
 void ContextImpl::set_fd_handler(int fd, FdHandlers h, bool external, bool internal)
 {
+    check_not_forked("set_fd_handler");
+    check_not_finalizing("set_fd_handler");
     // Argument checks first, then the work.
     if (fd < 0) {
         throw std::system_error(EBADF, std::generic_category(),
@@ -98,8 +101,17 @@ void ContextImpl::set_fd_handler(int fd, FdHandlers h, bool external, bool inter
 
     FdNode* to_free = nullptr;
     list_lock_.lock();
-    auto it = by_fd_.find(fd);
-    FdNode* old = it != by_fd_.end() ? it->second : nullptr;
+    // The map slot is made before the kernel is told, so that nothing can fail (throw
+    // bad_alloc) between a successful epoll_ctl and the node being published.
+    std::unordered_map<int, FdNode*>::iterator it;
+    bool inserted;
+    try {
+        std::tie(it, inserted) = by_fd_.try_emplace(fd, nullptr);
+    } catch (...) {
+        list_lock_.unlock();
+        throw;
+    }
+    FdNode* old = it->second;
 
     // The epoll set is kept in sync whatever monitor poll() uses, so a registration that
     // epoll refuses fails the same way in every mode. A suspended external node stays out
@@ -119,6 +131,9 @@ void ContextImpl::set_fd_handler(int fd, FdHandlers h, bool external, bool inter
         }
     }
     if (err != 0) {
+        if (inserted) {
+            by_fd_.erase(it);
+        }
         list_lock_.unlock();
         throw std::system_error(err, std::generic_category(),
                                 "aio::Context '" + name() + "': set_fd_handler(fd=" +
@@ -129,7 +144,7 @@ void ContextImpl::set_fd_handler(int fd, FdHandlers h, bool external, bool inter
     n->next.store(handlers_.load(std::memory_order_relaxed), std::memory_order_relaxed);
     // release: walkers that see the node see it fully built.
     handlers_.store(n, std::memory_order_release);
-    by_fd_[fd] = n;
+    it->second = n;
     live_handlers_.fetch_add(1, std::memory_order_relaxed);
     if (!internal) {
         kernel_wait_cnt_.fetch_add(1, std::memory_order_relaxed);
@@ -162,6 +177,10 @@ FdNode* ContextImpl::retire_locked(FdNode* n) noexcept
 
 void ContextImpl::clear_fd_handler(int fd) noexcept
 {
+    check_not_forked("clear_fd_handler");
+    if (finalizing_.load(std::memory_order_relaxed)) {
+        return;  // every handler is being dropped anyway (QEMU's finalize-time CRITICAL)
+    }
     list_lock_.lock();
     auto it = by_fd_.find(fd);
     if (it == by_fd_.end()) {

@@ -190,7 +190,17 @@ GSource* Context::gsource() noexcept
 
 unsigned Context::attach(GMainContext* main_context) noexcept
 {
-    return g_source_attach(gsource(), main_context);
+    GSource* src = gsource();
+    auto* c = ContextImpl::from(this);
+    c->check_not_forked("attach");
+    // GLib only logs a CRITICAL and returns 0 here; the caller would then wait on a
+    // GMainContext that never runs us.
+    if (GMainContext* cur = g_source_get_context(src); cur != nullptr) {
+        c->fatal("attach(%p): already attached to GMainContext %p (a context can be "
+                 "attached once, to one GMainContext), aborting",
+                 static_cast<void*>(main_context), static_cast<void*>(cur));
+    }
+    return g_source_attach(src, main_context);
 }
 
 }  // namespace aio

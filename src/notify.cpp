@@ -19,6 +19,8 @@ namespace aio {
 
 void ContextImpl::notify() noexcept
 {
+    // The eventfd is shared with the parent: a child's write would wake it for nothing.
+    check_not_forked("notify");
     // Remember where cross-thread notifies come from: a busy poller sharing that CPU
     // would only keep its peer from running (see busy_poll()).
     const int home = home_tid_.load(std::memory_order_relaxed);

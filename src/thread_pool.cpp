@@ -156,7 +156,7 @@ void ThreadPoolImpl::start_worker()
     }
     try {
         std::thread(worker_main, core_, id).detach();
-    } catch (const std::system_error&) {
+    } catch (...) {  // EAGAIN (std::system_error) or bad_alloc for the thread's state
         std::lock_guard lk(core_->mutex);
         --core_->cur;
         core_->stopped_cv.notify_all();
@@ -166,6 +166,7 @@ void ThreadPoolImpl::start_worker()
 
 JobHandle ThreadPoolImpl::enqueue(PoolJob* job)
 {
+    ctx_->check_not_forked("ThreadPool::submit");  // the workers live in the parent
     PoolCore& c = *core_;
     job->ref();  // the pool's reference, dropped after the completion ran
     bool spawn = false;
@@ -192,7 +193,7 @@ JobHandle ThreadPoolImpl::enqueue(PoolJob* job)
     if (spawn) {
         try {
             start_worker();
-        } catch (const std::system_error&) {
+        } catch (...) {
             // No worker could start: if none is alive the job would wait forever.
             std::unique_lock lk(c.mutex);
             if (c.cur == 0 && job->state == PoolJob::State::queued) {

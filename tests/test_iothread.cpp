@@ -301,6 +301,9 @@ TEST(BusyPolling, ParamsAreValidated)
 
 TEST(BusyPolling, WindowGrowsWhileEventsArriveAndShrinksWhenTheyStopPaying)
 {
+    if (std::getenv("AIO_TEST_UNDER_VALGRIND") != nullptr) {
+        GTEST_SKIP() << "busy-poll windows are timing behaviour; valgrind runs ~50x slower";
+    }
     ContextPtr ctx = Context::create("window");
     ctx->set_poll_params(1'000'000);  // 1 ms max
     // A realistic handler: poll() reports what the fd would (a flag set with it), and
@@ -363,6 +366,9 @@ TEST(BusyPolling, WindowGrowsWhileEventsArriveAndShrinksWhenTheyStopPaying)
 
 TEST(BusyPolling, NotifierIsSeenWithoutASyscall)
 {
+    if (std::getenv("AIO_TEST_UNDER_VALGRIND") != nullptr) {
+        GTEST_SKIP() << "busy-poll windows are timing behaviour; valgrind runs ~50x slower";
+    }
     auto t = IOThread::create("spin");  // default 32 us window
     // Warm the notifier's window with cross-thread BHs, then count eventfd writes.
     std::atomic<long> n{0};

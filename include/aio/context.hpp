@@ -25,6 +25,12 @@
 // concurrently with the loop and with each other; they do their own locking. Members
 // marked "Home thread" must be called by the thread that drives the context. A caller
 // must hold a reference (ContextPtr) for as long as it uses the context.
+//
+// fork(): a context belongs to the process that created it (a child shares its epoll set
+// and eventfd with the parent, and has none of its threads). In a forked child, driving
+// it, changing its handlers, scheduling on it or using its pool aborts with a message
+// that says so; dropping the last reference there only closes the child's copies of the
+// fds. Create a new context in the child instead.
 #pragma once
 
 #include <aio/bottom_half.hpp>
@@ -139,7 +145,9 @@ public:
     // use attach(). Marks the context as GLib-driven: fds are then watched through one
     // epoll fd handed to GLib. Any thread.
     GSource* gsource() noexcept;
-    // g_source_attach(gsource(), main_context); returns the source id. Any thread.
+    // g_source_attach(gsource(), main_context); returns the source id. Aborts, naming
+    // both GMainContexts, if the context is already attached (GLib would only log a
+    // CRITICAL and return 0). Any thread.
     unsigned attach(GMainContext* main_context) noexcept;
     // Debug name, used in diagnostics and as the GSource name. Any thread.
     void set_name(std::string_view name);
