@@ -318,7 +318,11 @@ BottomHalf Context::make_bh(UniqueFunction<void()> fn, const char* name)
 void Context::schedule(UniqueFunction<void()> fn, const char* name)
 {
     auto* c = ContextImpl::from(this);
-    ContextImpl::bh_enqueue(c->new_bh(std::move(fn), name, kBhOneshot), kBhScheduled);
+    BhNode* bh = c->new_bh(std::move(fn), name, kBhOneshot);
+    // Found by valgrind (IOThread.LastReferenceDroppedInsideTheThreadDoesNotSelfJoin): the
+    // one-shot ran and dropped the last reference while this thread was still notifying.
+    ForeignCallRef hold(c);
+    ContextImpl::bh_enqueue(bh, kBhScheduled);
 }
 
 void Context::set_name(std::string_view name)

@@ -389,6 +389,36 @@ public:
     void arm_glib_timerfd() noexcept;
 };
 
+// Holds a context reference across a call made from a thread that is not driving the
+// context: what the call publishes (a one-shot BH, a handler) may run on the driving
+// thread and drop the last reference, the caller's own included, before the call has
+// finished notifying. The driving thread needs none: nothing it publishes runs before it
+// returns to the loop.
+class ForeignCallRef {
+public:
+    explicit ForeignCallRef(ContextImpl* c) noexcept
+        : c_(c->source_ != nullptr &&
+                     c->owner_tid_.load(std::memory_order_relaxed) != ContextImpl::current_tid()
+                 ? c
+                 : nullptr)
+    {
+        if (c_ != nullptr) {
+            g_source_ref(c_->source_);
+        }
+    }
+    ~ForeignCallRef()
+    {
+        if (c_ != nullptr) {
+            c_->unref_source();
+        }
+    }
+    ForeignCallRef(const ForeignCallRef&) = delete;
+    ForeignCallRef& operator=(const ForeignCallRef&) = delete;
+
+private:
+    ContextImpl* c_;
+};
+
 // RAII for enter_driver/leave_driver plus a reference that keeps the context alive
 // while callbacks run (a callback may drop the last outside reference).
 class DriverScope {

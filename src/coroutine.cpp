@@ -70,15 +70,15 @@ void co_schedule(Context& ctx, PromiseBase* p, const char* tag) noexcept
         c->fatal("coroutine already scheduled (by '%s'; now '%s'), aborting", prev, tag);
     }
     // Once p is queued it may run on ctx's thread and drop the last reference to ctx
-    // (or end the IOThread) before this function is done notifying: hold one.
-    g_source_ref(c->source_);
+    // (or end the IOThread) before this function is done notifying: hold one (from
+    // another thread; on the driving thread p cannot run before this returns).
+    ForeignCallRef hold(c);
     PromiseBase* head = c->co_list_.load(std::memory_order_relaxed);
     do {
         p->co_next = head;
     } while (!c->co_list_.compare_exchange_weak(head, p, std::memory_order_release,
                                                 std::memory_order_relaxed));
     ContextImpl::bh_enqueue(c->co_bh_, kBhScheduled);
-    c->unref_source();
 }
 
 void report_detached_task_exception(std::exception_ptr e) noexcept

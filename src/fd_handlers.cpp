@@ -91,6 +91,7 @@ void ContextImpl::set_fd_handler(int fd, FdHandlers h, bool external, bool inter
         return;
     }
 
+    ForeignCallRef hold(this);  // the handler may run before notify() below
     auto node = std::make_unique<FdNode>();
     node->fd = fd;
     node->external = external;
@@ -181,6 +182,7 @@ void ContextImpl::clear_fd_handler(int fd) noexcept
     if (finalizing_.load(std::memory_order_relaxed)) {
         return;  // every handler is being dropped anyway (QEMU's finalize-time CRITICAL)
     }
+    ForeignCallRef hold(this);
     list_lock_.lock();
     auto it = by_fd_.find(fd);
     if (it == by_fd_.end()) {

@@ -124,6 +124,12 @@ void IOThread::stop()
     if (!thread_.joinable()) {
         return;  // create() failed before the thread started: nothing to stop
     }
+    if (ContextImpl::from(ctx_.get())->forked()) {
+        // A forked child's copy: the thread runs in the parent only, so there is nothing
+        // to ask or to wait for here. Forget the handle (joining would wait forever).
+        thread_.detach();
+        return;
+    }
     std::shared_ptr<State> st = state_;
     // A one-shot BH, not a flag plus notify(): everything scheduled before it runs first,
     // and the flag is changed by the thread itself, so no wake-up can be lost.

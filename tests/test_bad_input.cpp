@@ -28,6 +28,7 @@
 #include <aio/iothread.hpp>
 #include <aio/thread_pool.hpp>
 #include <aio/timer.hpp>
+#include <aio/wait.hpp>
 
 #include <glib.h>
 #include <gtest/gtest.h>
@@ -1158,6 +1159,44 @@ TEST_F(BadInputDeathTest, ForkChildUsingTheInheritedContextIsDetectedGLib)
 {
     EXPECT_EXIT(fork_use_is_detected_child(true), ::testing::ExitedWithCode(0),
                 "fork-use: ok");
+}
+
+// An IOThread inherited by a child: its thread runs in the parent only. Dropping it in the
+// child (a static destroyed at exit, say) returns at once instead of joining forever or
+// aborting, and the parent's IOThread keeps running.
+void fork_child_drops_iothread_child()
+{
+    auto io = IOThread::create("fork-io");
+    std::atomic<int> ran{0};
+    io->context().schedule([&] {
+        ran.fetch_add(1);
+        kick();
+    });
+    ContextPtr waiter = Context::create("fork-io-waiter");
+    wait_while(*waiter, [&] { return ran.load() == 0; });
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(20);
+        io.reset();
+        std::_Exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHILD_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                "dropping the IOThread in the child: status %#x", status);
+    io->context().schedule([&] {
+        ran.fetch_add(1);
+        kick();
+    });
+    wait_while(*waiter, [&] { return ran.load() == 1; });
+    io->stop();
+    child_exit("fork-iothread: ok");
+}
+
+TEST_F(BadInputDeathTest, ForkChildDroppingAnInheritedIOThreadReturns)
+{
+    EXPECT_EXIT(fork_child_drops_iothread_child(), ::testing::ExitedWithCode(0),
+                "fork-iothread: ok");
 }
 
 // --- rows 34, 35: the pool while its context is destroyed --------------------------------

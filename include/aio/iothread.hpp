@@ -47,6 +47,8 @@ public:
     // runs, then joins it. A second call is a no-op. Scheduling onto the context after
     // the thread exited is a lifecycle bug: the context aborts at finalization, naming
     // the BH.
+    // In a process forked from the one that created the IOThread, stop() and the
+    // destructor only forget the thread (it exists in the parent alone).
     void stop();
     bool running() const noexcept;
     std::thread::id thread_id() const noexcept { return thread_.get_id(); }
