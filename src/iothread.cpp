@@ -9,6 +9,7 @@
 
 #include <condition_variable>
 #include <cstdio>
+#include <memory>
 #include <mutex>
 #include <system_error>
 
@@ -126,8 +127,10 @@ void IOThread::stop()
     }
     if (ContextImpl::from(ctx_.get())->forked()) {
         // A forked child's copy: the thread runs in the parent only, so there is nothing
-        // to ask or to wait for here. Forget the handle (joining would wait forever).
-        thread_.detach();
+        // to ask or to wait for here. Joining would wait forever, and detaching names a
+        // thread that does not exist in this process: leak the handle instead (the process
+        // is a child that typically exits or execs soon).
+        (void)std::make_unique<std::thread>(std::move(thread_)).release();
         return;
     }
     std::shared_ptr<State> st = state_;
