@@ -13,6 +13,7 @@
 //           cross-thread ping-pong: no stall, EINTR never surfaces, timers never early
 //   row 42  fork(): what a child may do, that the parent is not disturbed by it, and that
 //           using the inherited context in the child is detected (abort naming fork())
+//   row 23  the last reference handed to the work being scheduled from another thread
 //   row 34  submit while the context is destroyed: ECANCELED, nothing run, nothing leaked
 //   row 35  a job that does not return: destruction waits for it (bounded job + watchdog)
 //   row 44  handler captures that clear handlers while the context is finalized
@@ -1197,6 +1198,36 @@ TEST_F(BadInputDeathTest, ForkChildDroppingAnInheritedIOThreadReturns)
 {
     EXPECT_EXIT(fork_child_drops_iothread_child(), ::testing::ExitedWithCode(0),
                 "fork-iothread: ok");
+}
+
+// --- row 23: the last reference dropped by the work a foreign thread is scheduling --------
+
+// The scheduling thread hands its only reference to the one-shot it schedules; the thread
+// driving the context runs it and finalizes the context at the end of that iteration,
+// possibly while the scheduler is still inside schedule() (notifying). schedule() holds a
+// reference across that window; without it valgrind (CI) and ASan report a
+// use-after-free in notify().
+TEST(BadInput, LastReferenceHandedToTheScheduledWorkIsSafe)
+{
+    for (int round = 0; round < 300; ++round) {
+        ContextPtr ctx = Context::create("handed-over");
+        Context* raw = ctx.get();
+        std::atomic<bool> ran{false};
+        std::atomic<bool> driving{false};
+        ContextPtr driver_ref = ctx;  // the driver's own reference, dropped when done
+        std::thread driver([&ran, &driving, d = std::move(driver_ref)]() mutable {
+            driving = true;
+            while (!ran.load()) {
+                d->poll(true);
+            }
+            d.reset();  // may be the last reference: finalized here
+        });
+        while (!driving.load()) {
+            std::this_thread::yield();
+        }
+        raw->schedule([&ran, last = std::move(ctx)] { ran = true; }, "handed-over");
+        driver.join();
+    }
 }
 
 // --- rows 34, 35: the pool while its context is destroyed --------------------------------
