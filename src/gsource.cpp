@@ -190,9 +190,9 @@ GSource* Context::gsource() noexcept
 
 unsigned Context::attach(GMainContext* main_context) noexcept
 {
-    GSource* src = gsource();
     auto* c = ContextImpl::from(this);
     c->check_not_forked("attach");
+    GSource* src = gsource();
     // GLib only logs a CRITICAL and returns 0 here; the caller would then wait on a
     // GMainContext that never runs us.
     if (GMainContext* cur = g_source_get_context(src); cur != nullptr) {
