@@ -1058,8 +1058,19 @@ bool fork_and_use(Context& ctx, EventNotifier& e, GMainContext* gctx, ForkCase f
             ctx.thread_pool().submit([] {});
             break;
         case ChildUse::destroy: {
-            ContextPtr last(&ctx);  // adopts the reference the parent passed down
-            break;                  // finalized here, in the child
+            // Drop every reference the child has: the GMainContext's (GLib driver) and the
+            // test's ContextPtr's (the parent's object, never destroyed in the child). The
+            // finalizer must run here and return although a pool worker is counted.
+            const int epfd = ContextImpl::from(&ctx)->epfd_;
+            if (gctx != nullptr) {
+                g_source_destroy(ctx.gsource());
+            }
+            ctx.unref();
+            if (fcntl(epfd, F_GETFD) != -1 || errno != EBADF) {
+                std::fprintf(stderr, "the child's finalizer did not run\n");
+                std::_Exit(3);
+            }
+            break;
         }
         }
         std::_Exit(0);
@@ -1126,13 +1137,7 @@ void fork_use_is_detected_child(bool glib)
         if (fc.use == ChildUse::glib_iteration && !glib) {
             continue;
         }
-        if (fc.use == ChildUse::destroy) {
-            ctx->ref();  // the child's ContextPtr adopts it; in the parent it is dropped below
-        }
         fork_and_use(*ctx, e, gctx, fc);
-        if (fc.use == ChildUse::destroy) {
-            ctx->unref();
-        }
     }
     // The parent's handler is still registered (the child's clear never reached epoll)
     // and its loop still wakes.
