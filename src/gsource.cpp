@@ -38,17 +38,26 @@ gboolean gsource_prepare(GSource* source, gint* timeout_ms) noexcept
     // returned TRUE): a producer in between writes the eventfd GLib is about to poll.
     c->notify_me_.store(c->notify_me_.load(std::memory_order_relaxed) | 1,
                         std::memory_order_relaxed);
-    // fence(C): publish bit 0 before reading the BH list; pairs with fence(A) in notify().
+    // fence(C): publish bit 0 before reading `notified` and the BH list; pairs with
+    // fence(A) in notify().
     std::atomic_thread_fence(std::memory_order_seq_cst);
+    // A notify() that read notify_me before bit 0 was set skipped the eventfd write; it
+    // set `notified` before its fence, so it is seen here (as poll()'s step 3 does). A
+    // bare notify() carries no BH for compute_timeout() to find: without this check
+    // GLib slept through it (found by `make soak`: Stress.CrossThreadFdHandlers-
+    // GMainContext, once in ~46 TSan rounds). check()/dispatch() clear it.
+    // A notify alone is not work: GLib then polls without sleeping and check() accepts
+    // it, so the iteration returns at once and FALSE (as poll(true) returns false).
+    const bool notified = c->notified_.load(std::memory_order_relaxed);
     const std::int64_t timeout = c->compute_timeout();
     // Rounded up: GLib's fallback wake-up is never early. The timerfd, when we have one,
     // wakes GLib through the epoll fd at the exact ns instead.
-    *timeout_ms = ns_to_ms_round_up(timeout);
+    *timeout_ms = notified ? 0 : ns_to_ms_round_up(timeout);
     if (timeout != 0) {
         c->arm_glib_timerfd();
     }
     c->leave_driver();
-    return *timeout_ms == 0;
+    return timeout == 0;
 }
 
 // Leaves the prepare..check window: from here on nobody will sleep without re-running
